@@ -1,0 +1,15 @@
+"""Not built yet (issue #2)."""
+
+from __future__ import annotations
+
+import argparse
+
+from mobile_pipeline.commands._common import not_built
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("args", nargs="*", help=argparse.SUPPRESS)
+
+
+def run(args: argparse.Namespace) -> int:
+    return not_built("data", 2)

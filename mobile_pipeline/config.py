@@ -1,0 +1,254 @@
+"""Release configuration: pydantic models, YAML loading, presets.
+
+Every section forbids unknown keys, so a typo (``batchsize:``) is an error naming the field
+rather than a silently ignored setting. Presets:
+
+* ``tiny`` – seconds per stage; used by the end-to-end test in CI.
+* ``demo`` – the README's release: minutes on 2 CPU cores, end to end.
+* ``full`` – GPU scale: larger specs, patches, steps and search budgets. Same code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+TIER_NAMES: tuple[str, ...] = ("cpu", "gpu", "dsp", "npu")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Section):
+    """Photo source, teacher and dataset layout."""
+
+    source: Path | None = Field(None, description="Folder of photos; None = scikit-image's bundled colour photos.")
+    teacher: Literal["cartoon", "paired", "keyframes"] = "cartoon"
+    paired_dir: Path | None = Field(None, description="Stylized targets with the same file stems as the photos (teacher=paired).")
+    style_dir: Path | None = Field(None, description="Unpaired style images for adversarial training.")
+    keyframes_dir: Path | None = Field(None, description="Folder of keyframe pairs: NAME.* and NAME_styled.* (teacher=keyframes).")
+    max_side: int = Field(512, ge=32, le=8192, description="Photos are resized so their longer side is at most this.")
+    min_side: int = Field(32, ge=8, description="Images with a shorter side below this are skipped as tiny.")
+    val_fraction: float = Field(0.25, gt=0.0, lt=1.0, description="Fraction of whole images held out for validation.")
+    min_val_images: int = Field(1, ge=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _teacher_needs_folder(self) -> "DataConfig":
+        if self.teacher == "paired" and self.paired_dir is None:
+            raise ValueError("data.paired_dir is required when data.teacher is 'paired'")
+        if self.teacher == "keyframes" and self.keyframes_dir is None:
+            raise ValueError("data.keyframes_dir is required when data.teacher is 'keyframes'")
+        return self
+
+
+class TrainConfig(_Section):
+    """Stylizer training (stage 1 paired, stage 2 mixed adversarial)."""
+
+    arch: str = Field("stylizer-tiny", description="Registered spec name or an architecture string.")
+    paired_steps: int = Field(300, ge=0)
+    adversarial_steps: int = Field(100, ge=0)
+    batch_size: int = Field(8, ge=1)
+    patch_size: int = Field(64, ge=16, le=1024)
+    lr: float = Field(2e-3, gt=0)
+    lr_disc: float = Field(2e-4, gt=0)
+    adv_loss: Literal["hinge", "lsgan"] = "hinge"
+    weight_l1: float = Field(1.0, ge=0)
+    weight_multiscale: float = Field(0.5, ge=0)
+    weight_edge: float = Field(0.5, ge=0)
+    weight_adv: float = Field(0.05, ge=0)
+    disc_checkpoint: Path | None = Field(None, description="Local checkpoint of a pretrained feature backbone for the discriminator.")
+    few_shot: bool = False
+    checkpoint_every: int = Field(100, ge=1)
+    val_every: int = Field(100, ge=1)
+    num_workers: int = Field(0, ge=0)
+    accelerator: str = "cpu"
+    devices: int | str = 1
+    num_nodes: int = Field(1, ge=1)
+    strategy: str = "auto"
+    precision: str = "32-true"
+    tensorboard: bool = False
+    seed: int = 0
+
+
+class SearchConfig(_Section):
+    """Hardware-aware architecture search, one architecture per tier."""
+
+    tiers: tuple[str, ...] = TIER_NAMES
+    resolution: int = Field(256, ge=32, description="Reference input side (square) for MACs and latency budgets.")
+    supernet_steps: int = Field(150, ge=0)
+    population: int = Field(12, ge=2)
+    sample_size: int = Field(4, ge=1)
+    trials: int = Field(40, ge=1, description="Candidates evaluated per tier.")
+    finetune_steps: int = Field(60, ge=0)
+    seed: int = 0
+
+    @field_validator("tiers")
+    @classmethod
+    def _known_tiers(cls, tiers: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [t for t in tiers if t not in TIER_NAMES]
+        if unknown:
+            raise ValueError(f"unknown tier(s) {unknown}; choose from {list(TIER_NAMES)}")
+        if not tiers:
+            raise ValueError("at least one tier is required")
+        return tiers
+
+    @model_validator(mode="after")
+    def _sample_fits(self) -> "SearchConfig":
+        if self.sample_size > self.population:
+            raise ValueError("search.sample_size must not exceed search.population")
+        return self
+
+
+class ExportConfig(_Section):
+    """Which variants to export and how to validate them."""
+
+    formats: tuple[Literal["onnx", "tflite", "coreml"], ...] = ("onnx", "tflite", "coreml")
+    calibration_images: int = Field(8, ge=1)
+    validation_images: int = Field(4, ge=1)
+    resolution: int | None = Field(None, ge=32, description="Override the tiers' export resolution (square side).")
+
+
+class BenchConfig(_Section):
+    """Local runtime benchmarking."""
+
+    warmup: int = Field(3, ge=0)
+    runs: int = Field(20, ge=1)
+    threads: tuple[int, ...] = (1, 2)
+    noise_warn_ratio: float = Field(1.2, gt=1.0, description="Warn when p90/p50 exceeds this.")
+
+
+class ManifestConfig(_Section):
+    """Tier-selection manifest."""
+
+    url_template: str = Field(
+        "https://models.example.invalid/{release_id}/{file}",
+        description="Download URL per model; {release_id} and {file} are filled in.",
+    )
+    min_android_sdk: int = Field(26, ge=21)
+    min_ios: str = "15.0"
+
+
+class ReleaseConfig(_Section):
+    """The whole release: one object, loadable from YAML, hashed for the stage cache."""
+
+    preset: str = "custom"
+    release_id: str | None = Field(None, description="Defaults to '<preset>-<config hash prefix>'.")
+    output_root: Path = Path("export")
+    cache_dir: Path = Path(".mp_cache")
+    seed: int = 0
+    data: DataConfig = DataConfig()
+    train: TrainConfig = TrainConfig()
+    search: SearchConfig = SearchConfig()
+    export: ExportConfig = ExportConfig()
+    bench: BenchConfig = BenchConfig()
+    manifest: ManifestConfig = ManifestConfig()
+
+
+_PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "data": {"max_side": 128, "val_fraction": 0.25},
+        "train": {"arch": "stylizer-tiny", "paired_steps": 20, "adversarial_steps": 6, "batch_size": 4,
+                  "patch_size": 48, "checkpoint_every": 10, "val_every": 10},
+        "search": {"resolution": 64, "supernet_steps": 10, "population": 4, "sample_size": 2, "trials": 8,
+                   "finetune_steps": 4},
+        "export": {"formats": ["onnx", "tflite", "coreml"], "calibration_images": 2, "validation_images": 2,
+                   "resolution": 64},
+        "bench": {"warmup": 1, "runs": 5, "threads": [1]},
+    },
+    "demo": {
+        "data": {"max_side": 384},
+        "train": {"arch": "stylizer-small", "paired_steps": 600, "adversarial_steps": 100, "batch_size": 8,
+                  "patch_size": 96, "checkpoint_every": 100, "val_every": 100},
+        "search": {"resolution": 256, "supernet_steps": 150, "population": 12, "sample_size": 4, "trials": 40,
+                   "finetune_steps": 60},
+        "export": {"calibration_images": 8, "validation_images": 4},
+        "bench": {"warmup": 3, "runs": 20, "threads": [1, 2]},
+    },
+    "full": {
+        "data": {"max_side": 1024},
+        "train": {"arch": "stylizer-large", "paired_steps": 40000, "adversarial_steps": 20000, "batch_size": 32,
+                  "patch_size": 256, "checkpoint_every": 2000, "val_every": 1000, "accelerator": "auto",
+                  "devices": "auto", "num_workers": 8, "precision": "16-mixed", "tensorboard": True},
+        "search": {"resolution": 512, "supernet_steps": 20000, "population": 64, "sample_size": 16, "trials": 1000,
+                   "finetune_steps": 5000},
+        "export": {"calibration_images": 128, "validation_images": 32},
+        "bench": {"warmup": 10, "runs": 200, "threads": [1, 2, 4]},
+    },
+}
+
+PRESET_NAMES: tuple[str, ...] = tuple(_PRESETS)
+
+
+class ConfigError(ValueError):
+    """A release config that cannot be used; the message names the offending field."""
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _format_validation_error(err: ValidationError, origin: str) -> str:
+    lines = [f"invalid release config ({origin}):"]
+    for item in err.errors():
+        field = ".".join(str(part) for part in item["loc"]) or "<root>"
+        msg = item["msg"]
+        if item["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling; see `mobile-pipeline release --help` or config.py)"
+        lines.append(f"  {field}: {msg}")
+    return "\n".join(lines)
+
+
+def build_config(raw: dict[str, Any], origin: str = "<dict>") -> ReleaseConfig:
+    """Validate a raw mapping; a ``preset`` key fills defaults that the mapping overrides."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"invalid release config ({origin}): top level must be a mapping, got {type(raw).__name__}")
+    preset = raw.get("preset")
+    if preset is not None and preset not in _PRESETS and preset != "custom":
+        raise ConfigError(f"invalid release config ({origin}):\n  preset: unknown preset {preset!r}; choose from {list(_PRESETS)}")
+    merged = _deep_merge(_PRESETS.get(preset or "", {}), raw)
+    try:
+        return ReleaseConfig.model_validate(merged)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, origin)) from None
+
+
+def preset_config(name: str, **overrides: Any) -> ReleaseConfig:
+    """The named preset, with optional section overrides (``train={"paired_steps": 5}``)."""
+    if name not in _PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose from {list(_PRESETS)}")
+    return build_config({"preset": name, **overrides}, origin=f"preset {name}")
+
+
+def load_config(path: str | Path, preset: str | None = None) -> ReleaseConfig:
+    """Load a YAML release config. ``preset`` (e.g. from the CLI) applies when the file names none."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
+    if isinstance(raw, dict) and preset and "preset" not in raw:
+        raw = {"preset": preset, **raw}
+    return build_config(raw, origin=str(path))
+
+
+def config_hash(config: BaseModel) -> str:
+    """Stable sha256 of a config section (JSON with sorted keys)."""
+    import hashlib
+    import json
+
+    text = json.dumps(config.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -1,0 +1,1 @@
+"""Export and quantization: ONNX, TFLite, Core ML variants, each validated."""

@@ -1,0 +1,90 @@
+"""The validation report written next to every exported artifact (``<artifact>.report.json``).
+
+This is the contract between export (writes it), bench (adds latency), manifest (reads it)
+and the release report. Only artifacts with ``passed=True`` may enter a manifest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+REPORT_SUFFIX = ".report.json"
+
+
+class TensorSpec(BaseModel):
+    """One model input or output, as the runtime sees it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    shape: list[int]
+    layout: Literal["NCHW", "NHWC"]
+    dtype: Literal["float32", "float16", "int8", "uint8"]
+    value_range: tuple[float, float] = (0.0, 1.0)
+    # For int8/uint8 I/O: real = (q - zero_point) * scale.
+    scale: float | None = None
+    zero_point: int | None = None
+
+
+class ParityResult(BaseModel):
+    """Artifact output vs the PyTorch output on the validation photos."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    runnable: bool
+    not_runnable_reason: str | None = None
+    psnr_db: float | None = None
+    max_abs_err: float | None = None
+    gate_db: float
+    images: int = 0
+    passed: bool
+
+
+class OpCheck(BaseModel):
+    """Ops in the artifact vs what the tier's delegate supports."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ops: list[str] = Field(default_factory=list)
+    violations: list[str] = Field(default_factory=list)
+    float_ops: list[str] = Field(default_factory=list, description="Non-int8 compute ops (must be empty for dsp/npu).")
+    passed: bool
+
+
+class ArtifactReport(BaseModel):
+    """Everything later stages need to know about one artifact."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    artifact: str = Field(description="File name, relative to the report's folder.")
+    format: Literal["onnx", "tflite", "coreml"]
+    precision: str = Field(description="fp32, fp16, int8, int8-dynamic, int8-full, w8, w6-palette, w4-palette ...")
+    tier: str | None = None
+    arch: str | None = Field(None, description="Architecture string of the generator.")
+    recipe: dict = Field(default_factory=dict, description="The quantization recipe, as validated.")
+    sha256: str
+    bytes: int
+    input: TensorSpec
+    output: TensorSpec
+    runtime: str = Field(description="Runtime that validates and runs it: onnxruntime, litert, coreml.")
+    delegate_hint: str | None = Field(None, description="xnnpack, gpu, nnapi, hexagon, qnn, coreml-ane, ...")
+    parity: ParityResult
+    op_check: OpCheck
+    export_seconds: float | None = None
+    passed: bool
+    reasons: list[str] = Field(default_factory=list, description="Why it failed; empty when passed.")
+
+    def artifact_path(self, report_path: Path) -> Path:
+        return report_path.parent / self.artifact
+
+
+def report_path_for(artifact: Path) -> Path:
+    """``foo.tflite`` -> ``foo.tflite.report.json`` (works for ``.mlpackage`` folders too)."""
+    return artifact.with_name(artifact.name + REPORT_SUFFIX)
+
+
+def load_report(path: Path) -> ArtifactReport:
+    return ArtifactReport.model_validate_json(Path(path).read_text(encoding="utf-8"))

@@ -1,0 +1,1 @@
+"""Device catalog and classifier: device info -> tier + fallback chain."""
