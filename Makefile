@@ -4,14 +4,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # On a CUDA machine: make setup CONSTRAINTS=  (lets pip choose the CUDA torch build)
 CONSTRAINTS ?= constraints-cpu.txt
-PIP_C := $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
+PIP_C := $(if $(CONSTRAINTS),-c $(CONSTRAINTS) -c constraints-lock.txt,)
 PRESET ?= demo
 
 .PHONY: setup demo test bench clean-cache
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml constraints-cpu.txt
+$(VENV)/.installed: pyproject.toml constraints-cpu.txt constraints-lock.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install $(PIP_C) -e '.[test]'
