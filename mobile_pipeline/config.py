@@ -29,7 +29,11 @@ class DataConfig(_Section):
     teacher: Literal["cartoon", "paired", "keyframes"] = "cartoon"
     paired_dir: Path | None = Field(None, description="Stylized targets with the same file stems as the photos (teacher=paired).")
     style_dir: Path | None = Field(None, description="Unpaired style images for adversarial training.")
-    keyframes_dir: Path | None = Field(None, description="Folder of keyframe pairs: NAME.* and NAME_styled.* (teacher=keyframes).")
+    keyframes_dir: Path | None = Field(
+        None,
+        description="Folder of keyframe pairs: NAME.* and NAME_styled.* (teacher=keyframes). With so few pairs, "
+        "each one is cut into a training region and a held-out validation strip (val_fraction of its longer side).",
+    )
     max_side: int = Field(512, ge=32, le=8192, description="Photos are resized so their longer side is at most this.")
     min_side: int = Field(32, ge=8, description="Images with a shorter side below this are skipped as tiny.")
     val_fraction: float = Field(0.25, gt=0.0, lt=1.0, description="Fraction of whole images held out for validation.")
@@ -61,10 +65,15 @@ class TrainConfig(_Section):
     weight_edge: float = Field(0.5, ge=0)
     weight_adv: float = Field(0.05, ge=0)
     disc_checkpoint: Path | None = Field(None, description="Local checkpoint of a pretrained feature backbone for the discriminator.")
-    few_shot: bool = False
+    few_shot: bool = Field(False, description="Few-shot mode: train on 1-3 keyframe pairs with small random patches.")
+    few_shot_patch_size: int = Field(32, ge=16, le=256, description="Patch side in few-shot mode (small patches, many per batch).")
+    few_shot_batch_size: int = Field(40, ge=1, description="Patches per step in few-shot mode.")
+    max_val_images: int | None = Field(None, ge=1, description="Cap on held-out images per validation (None = all).")
     checkpoint_every: int = Field(100, ge=1)
     val_every: int = Field(100, ge=1)
     num_workers: int = Field(0, ge=0)
+    num_threads: int | None = Field(
+        None, ge=1, description="torch CPU threads (None = torch's default); 1 avoids OpenMP spin on a shared machine.")
     accelerator: str = "cpu"
     devices: int | str = 1
     num_nodes: int = Field(1, ge=1)
@@ -73,13 +82,30 @@ class TrainConfig(_Section):
     tensorboard: bool = False
     seed: int = 0
 
+    @field_validator("devices")
+    @classmethod
+    def _devices(cls, devices: int | str) -> int | str:
+        # Lightning also takes "auto", -1 (all) or a list string such as "0,1".
+        if isinstance(devices, int) and devices == 0 or devices in ("", "0"):
+            raise ValueError("must be a positive count, -1 (all), 'auto' or a device list such as '0,1'")
+        return devices
+
 
 class SearchConfig(_Section):
     """Hardware-aware architecture search, one architecture per tier."""
 
     tiers: tuple[str, ...] = TIER_NAMES
-    resolution: int = Field(256, ge=32, description="Reference input side (square) for MACs and latency budgets.")
+    resolution: int = Field(256, ge=32, description="Side (square) at which every candidate's MACs are also reported "
+                                                    "(budgets themselves are checked at each tier's own resolution).")
+    space: Literal["default", "tiny"] = Field("default", description="Search grid: 'default' (covered by the latency LUT) or 'tiny' (CI).")
     supernet_steps: int = Field(150, ge=0)
+    batch_size: int = Field(8, ge=1, description="Supernet / fine-tune batch size.")
+    patch_size: int = Field(64, ge=16, description="Supernet / fine-tune patch side (multiple of 8).")
+    lr: float = Field(2e-3, gt=0, description="Supernet Adam learning rate (fine-tunes use half).")
+    n_random: int = Field(1, ge=0, description="Random sub-networks per supernet step besides largest + smallest (sandwich rule).")
+    eval_size: int = Field(128, ge=16, description="Side of the held-out center crops candidates are scored on.")
+    eval_images: int = Field(4, ge=1, description="Held-out images per candidate score.")
+    bn_batches: int = Field(2, ge=1, description="Training batches to re-estimate BatchNorm statistics of a candidate.")
     population: int = Field(12, ge=2)
     sample_size: int = Field(4, ge=1)
     trials: int = Field(40, ge=1, description="Candidates evaluated per tier.")
@@ -100,6 +126,8 @@ class SearchConfig(_Section):
     def _sample_fits(self) -> "SearchConfig":
         if self.sample_size > self.population:
             raise ValueError("search.sample_size must not exceed search.population")
+        if self.patch_size % 8:
+            raise ValueError(f"search.patch_size must be a multiple of 8 (the grid's deepest nets downsample 8x), got {self.patch_size}")
         return self
 
 
@@ -110,6 +138,7 @@ class ExportConfig(_Section):
     calibration_images: int = Field(8, ge=1)
     validation_images: int = Field(4, ge=1)
     resolution: int | None = Field(None, ge=32, description="Override the tiers' export resolution (square side).")
+    jobs: int = Field(1, ge=1, le=8, description="Export worker processes (one format each); >1 helps only on idle cores.")
 
 
 class BenchConfig(_Section):
@@ -129,7 +158,10 @@ class ManifestConfig(_Section):
         description="Download URL per model; {release_id} and {file} are filled in.",
     )
     min_android_sdk: int = Field(26, ge=21)
-    min_ios: str = "15.0"
+    min_ios: str = Field("15.0", pattern=r"^[0-9]{1,3}(\.[0-9]{1,3}){0,2}$")
+    tiers: tuple[str, ...] | None = Field(
+        None, description="Tiers that must have a model (the build refuses otherwise); None = every tier in the tier table."
+    )
 
 
 class ReleaseConfig(_Section):
@@ -153,18 +185,21 @@ _PRESETS: dict[str, dict[str, Any]] = {
         "data": {"max_side": 128, "val_fraction": 0.25},
         "train": {"arch": "stylizer-tiny", "paired_steps": 20, "adversarial_steps": 6, "batch_size": 4,
                   "patch_size": 48, "checkpoint_every": 10, "val_every": 10},
-        "search": {"resolution": 64, "supernet_steps": 10, "population": 4, "sample_size": 2, "trials": 8,
-                   "finetune_steps": 4},
+        "search": {"resolution": 64, "space": "tiny", "supernet_steps": 4, "batch_size": 2, "patch_size": 32,
+                   "eval_size": 32, "eval_images": 2, "bn_batches": 1, "population": 4, "sample_size": 2,
+                   "trials": 8, "finetune_steps": 3},
         "export": {"formats": ["onnx", "tflite", "coreml"], "calibration_images": 2, "validation_images": 2,
                    "resolution": 64},
         "bench": {"warmup": 1, "runs": 5, "threads": [1]},
     },
     "demo": {
         "data": {"max_side": 384},
-        "train": {"arch": "stylizer-small", "paired_steps": 600, "adversarial_steps": 100, "batch_size": 8,
+        # Measured (benchmarks/bench_quality.py): ~0.5 s per paired step and ~1 s per adversarial step
+        # with 1 thread; the held-out PSNR plateaus after ~200 steps, so 300 + 50 fits the 5 minutes.
+        "train": {"arch": "stylizer-small", "paired_steps": 300, "adversarial_steps": 50, "batch_size": 8,
                   "patch_size": 96, "checkpoint_every": 100, "val_every": 100},
-        "search": {"resolution": 256, "supernet_steps": 150, "population": 12, "sample_size": 4, "trials": 40,
-                   "finetune_steps": 60},
+        "search": {"resolution": 256, "supernet_steps": 150, "batch_size": 8, "patch_size": 64, "eval_size": 128,
+                   "eval_images": 4, "population": 12, "sample_size": 4, "trials": 40, "finetune_steps": 60},
         "export": {"calibration_images": 8, "validation_images": 4},
         "bench": {"warmup": 3, "runs": 20, "threads": [1, 2]},
     },
@@ -173,8 +208,9 @@ _PRESETS: dict[str, dict[str, Any]] = {
         "train": {"arch": "stylizer-large", "paired_steps": 40000, "adversarial_steps": 20000, "batch_size": 32,
                   "patch_size": 256, "checkpoint_every": 2000, "val_every": 1000, "accelerator": "auto",
                   "devices": "auto", "num_workers": 8, "precision": "16-mixed", "tensorboard": True},
-        "search": {"resolution": 512, "supernet_steps": 20000, "population": 64, "sample_size": 16, "trials": 1000,
-                   "finetune_steps": 5000},
+        "search": {"resolution": 512, "supernet_steps": 20000, "batch_size": 32, "patch_size": 128, "eval_size": 256,
+                   "eval_images": 16, "n_random": 2, "bn_batches": 8, "population": 64, "sample_size": 16,
+                   "trials": 1000, "finetune_steps": 5000},
         "export": {"calibration_images": 128, "validation_images": 32},
         "bench": {"warmup": 10, "runs": 200, "threads": [1, 2, 4]},
     },

@@ -206,7 +206,7 @@ def _render_md(ctx: dict[str, Any]) -> str:
 def _bench_rows_for(bench: dict[str, Any] | None, tier: str) -> dict[str, dict[str, Any]]:
     """Map artifact file name -> its fastest local p50 from bench.json (schema owned by bench/)."""
     rows: dict[str, dict[str, Any]] = {}
-    for record in (bench or {}).get("records", []):
+    for record in (bench or {}).get("results", (bench or {}).get("records", [])):
         name = Path(str(record.get("artifact", ""))).name
         p50 = record.get("p50_ms") or (record.get("latency_ms") or {}).get("p50")
         if p50 is None:

@@ -1,1 +1,20 @@
-"""Device catalog and classifier: device info -> tier + fallback chain."""
+"""Device catalog and classifier: device info -> tier + fallback chain.
+
+Data lives in ``device_tiers/`` (facts, reviewed like code); this package validates and
+indexes it. Modules (import what you need; nothing heavy is imported here):
+
+* ``table``      ``load_tier_table(path=None) -> dict[str, TierSpec]``: budgets, variants,
+                 delegates, forbidden ops, arch constraints, roofline per tier.
+* ``catalog``    ``load_catalog() -> list[SocEntry]``, ``load_catalog_index() -> Catalog``
+                 (``Catalog.lookup(manufacturer, model)``), ``normalize_vendor``, ``normalize_model``.
+* ``rules``      capability rules: ``FALLBACK_CHAINS``, ``TIER_BOUNDS`` (OS/RAM floors),
+                 ``GPU_RULES`` (regex) and ``GPU_FAMILY_KEYS`` (the same as dict keys),
+                 ``ACCELERATOR_TIERS``.
+* ``overrides``  ``load_overrides()``, ``append_override(Override)``: calibrated device moves.
+* ``classifier`` ``classify(info) -> TierDecision`` (never raises), ``Classifier`` for a fixed
+                 snapshot, and ``tier_rules() -> dict``: the read-only, JSON-able summary of
+                 all of the above that the manifest embeds and the Play device-targeting
+                 export reads (per tier: SoC models with ``Build.SOC_MANUFACTURER`` spellings
+                 and aliases, iOS machine ids, GPU families, reported accelerators, RAM and OS
+                 floors; plus vendor aliases, GPU family keys and the fallback chains).
+"""

@@ -1,0 +1,120 @@
+#!/usr/bin/env python
+"""How well does the LUT latency model predict measured end-to-end latency on this machine?
+
+Samples N architectures of the default search grid (seeded), predicts each with the
+FBNet-style sum of LUT entries, converts each whole generator with litert-torch and times it
+with the LiteRT interpreter (1 thread, same timing routine as the LUT), then prints a table
+and MAPE / Spearman rank correlation. If the raw sum misses the target, a linear correction
+``measured ~ a + b * predicted`` is fitted on one half of the sample and reported on the
+other (held-out) half; ``--write-correction`` stores the fit (on all samples) in the LUT.
+
+Measurements are cached (``--cache``), so an interrupted run resumes.
+
+    python benchmarks/bench_latency_model.py --n 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rank correlation (no ties expected in latencies)."""
+    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def mape(pred: np.ndarray, meas: np.ndarray) -> float:
+    return float(np.mean(np.abs(pred - meas) / meas) * 100)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=20, help="sampled architectures (>= 20 for the report)")
+    parser.add_argument("--side", type=int, default=256)
+    parser.add_argument("--seed", type=int, default=123, help="differs from the LUT build's seed on purpose")
+    parser.add_argument("--cache", type=Path, default=Path(".mp_cache/bench_latency_model.json"))
+    parser.add_argument("--write-correction", action="store_true", help="store the linear fit in the LUT")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+
+    import random
+
+    import torch
+
+    torch.set_num_threads(1)
+    from mobile_pipeline.nets.complexity import count_macs
+    from mobile_pipeline.nets.generator import build_generator
+    from mobile_pipeline.search.latency import LatencyModel, default_lut_path
+    from mobile_pipeline.search.litert_timing import measure_module
+    from mobile_pipeline.search.space import SpaceChoices, random_spec
+    from mobile_pipeline.utils.atomic import atomic_write_json
+
+    model = LatencyModel.load(tiers={})
+    model.correction = {"intercept_ms": 0.0, "slope": 1.0}  # evaluate the raw sum first
+    rng = random.Random(args.seed)
+    specs = []
+    while len(specs) < args.n:
+        spec = random_spec(SpaceChoices(), rng)
+        if spec not in specs:
+            specs.append(spec)
+    cache = json.loads(args.cache.read_text()) if args.cache.is_file() else {}
+    hw = (args.side, args.side)
+    rows = []
+    for i, spec in enumerate(specs):
+        key = f"{spec.to_string()}@{args.side}"
+        if key not in cache:
+            t0 = time.monotonic()
+            generator = build_generator(spec).eval()
+            result = measure_module(generator, (torch.rand(1, 3, *hw),), channel_last=False, min_runs=10,
+                                    min_seconds=0.3)
+            cache[key] = result
+            atomic_write_json(args.cache, cache)
+            print(f"[{i + 1}/{len(specs)}] measured {key}: {result['ms']:.2f} ms "
+                  f"(convert {result['convert_s']:.1f} s, total {time.monotonic() - t0:.1f} s)", flush=True)
+        fallbacks = model.fallbacks
+        predicted = model.predict_local_ms(spec, hw)
+        rows.append({"spec": spec.to_string(), "macs": count_macs(spec, hw), "predicted": predicted,
+                     "measured": cache[key]["ms"], "extrapolated_ops": model.fallbacks - fallbacks,
+                     "coverage": model.coverage(spec, hw)})
+    pred = np.array([r["predicted"] for r in rows])
+    meas = np.array([r["measured"] for r in rows])
+    print(f"\nLatency model vs measured LiteRT latency, 1 thread, {args.side}x{args.side}, n={len(rows)}")
+    print(f"{'architecture':66s} {'GMACs':>6s} {'pred ms':>8s} {'meas ms':>8s} {'err %':>6s} {'LUT cov':>7s}")
+    for r in rows:
+        err = (r["predicted"] - r["measured"]) / r["measured"] * 100
+        print(f"{r['spec']:66s} {r['macs'] / 1e9:6.3f} {r['predicted']:8.2f} {r['measured']:8.2f} {err:6.1f} "
+              f"{r['coverage']:7.2f}")
+    print(f"\nsum of LUT ops (raw):     MAPE {mape(pred, meas):5.1f} %   Spearman {spearman(pred, meas):.3f}")
+    macs = np.array([r["macs"] for r in rows], dtype=float)
+    a, b = np.polyfit(macs, meas, 1)[::-1]
+    print(f"(baseline: linear in MACs, in-sample: MAPE {mape(a + b * macs, meas):5.1f} %   "
+          f"Spearman {spearman(macs, meas):.3f})")
+    train, test = np.arange(len(rows)) % 2 == 0, np.arange(len(rows)) % 2 == 1
+    slope, intercept = np.polyfit(pred[train], meas[train], 1)
+    fitted = intercept + slope * pred
+    print(f"raw sum, held-out half:   MAPE {mape(pred[test], meas[test]):5.1f} %   "
+          f"Spearman {spearman(pred[test], meas[test]):.3f}")
+    print(f"corrected (fit on the other half: {intercept:+.3f} ms + {slope:.3f} x sum), held-out half: "
+          f"MAPE {mape(fitted[test], meas[test]):5.1f} %   Spearman {spearman(fitted[test], meas[test]):.3f}")
+    if args.write_correction:
+        slope_all, intercept_all = np.polyfit(pred, meas, 1)
+        path = default_lut_path()
+        data = json.loads(path.read_text())
+        data["correction"] = {"intercept_ms": float(intercept_all), "slope": float(slope_all), "fitted_on": len(rows),
+                              "side": args.side, "seed": args.seed,
+                              "raw_mape_pct": mape(pred, meas), "raw_spearman": spearman(pred, meas)}
+        atomic_write_json(path, data)
+        print(f"correction written to {path}: {intercept_all:+.3f} ms + {slope_all:.3f} x sum")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

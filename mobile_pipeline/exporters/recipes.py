@@ -1,0 +1,138 @@
+"""Quantization / conversion recipes as validated config objects.
+
+One pydantic model per format, ``extra="forbid"`` so a typo (``per_chanel: true``) is an
+error naming the field instead of a silently ignored option (the failure mode of
+string-keyed ``extra_options``). A recipe is what the report records, so two exports with
+equal recipes and equal checkpoints should give equal artifacts.
+
+Load from a dict (``make_recipe("tflite", "int8-full", {"int8_io": False})``) or from YAML
+(``load_recipe(path)``, a mapping with ``format`` and ``precision`` keys).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mobile_pipeline.exporters.formats import FormatError, resolve_format, resolve_precision
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be used; the message names the field."""
+
+
+class _Recipe(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    calibration_images: int | None = Field(
+        None, ge=1, description="Use at most this many calibration photos (None = all given)."
+    )
+
+
+class OnnxRecipe(_Recipe):
+    """ONNX: fp32, fp16 (weights + compute, float32 I/O kept), int8 static QDQ."""
+
+    format: Literal["onnx"] = "onnx"
+    precision: Literal["fp32", "fp16", "int8"] = "fp32"
+    opset: int = Field(18, ge=17, le=23, description="ONNX opset of the dynamo exporter.")
+    # fp16: keep the graph inputs/outputs float32 (Cast nodes at the boundary) so callers
+    # never handle half floats; the whole interior computes in fp16.
+    keep_io_float32: bool = True
+    # int8 (onnxruntime.quantization.quantize_static, QDQ format):
+    per_channel: bool = True
+    activation_type: Literal["int8", "uint8"] = "uint8"
+    weight_type: Literal["int8", "uint8"] = "int8"
+    calibration_method: Literal["minmax", "entropy", "percentile"] = "minmax"
+
+
+class TfliteRecipe(_Recipe):
+    """TFLite via litert-torch; quantized variants via ai-edge-quantizer recipes."""
+
+    format: Literal["tflite"] = "tflite"
+    precision: Literal["fp32", "fp16", "int8-dynamic", "int8-full"] = "fp32"
+    channel_last_io: bool = Field(True, description="NHWC model input/output (what mobile camera pipelines hand over).")
+    # int8-full only: int8 graph input/output (no QUANTIZE/DEQUANTIZE at the boundary, what
+    # DSP/NPU delegates want); False keeps float32 I/O with boundary (de)quantize ops.
+    int8_io: bool = True  # ignored by the other precisions
+    weight_granularity: Literal["channelwise", "tensorwise"] = "channelwise"
+
+
+class CoremlRecipe(_Recipe):
+    """Core ML ML Program; weight compression through coremltools.optimize.coreml."""
+
+    format: Literal["coreml"] = "coreml"
+    precision: Literal["fp32", "fp16", "w8", "w6-palette", "w4-palette"] = "fp32"
+    minimum_deployment_target: Literal["iOS16", "iOS17", "iOS18"] = "iOS17"
+    # "tensor": MLMultiArray float32 NCHW in [0,1]. "image": CVPixelBuffer RGB input (uint8,
+    # scaled by 1/255 inside the model); the output stays a float32 NCHW tensor in [0,1].
+    io: Literal["tensor", "image"] = "tensor"
+    palette_mode: Literal["kmeans", "uniform"] = "kmeans"
+    weight_threshold: int = Field(
+        0, ge=0, description="Compress only weights with at least this many elements (0 = all)."
+    )
+
+
+Recipe = Union[OnnxRecipe, TfliteRecipe, CoremlRecipe]
+RECIPE_CLASSES: dict[str, type[_Recipe]] = {"onnx": OnnxRecipe, "tflite": TfliteRecipe, "coreml": CoremlRecipe}
+
+
+def _format_error(err: ValidationError, origin: str) -> str:
+    lines = [f"invalid export recipe ({origin}):"]
+    for item in err.errors():
+        field = ".".join(str(p) for p in item["loc"]) or "<root>"
+        msg = "unknown key (check the spelling; see mobile_pipeline/exporters/recipes.py)" \
+            if item["type"] == "extra_forbidden" else item["msg"]
+        lines.append(f"  {field}: {msg}")
+    return "\n".join(lines)
+
+
+def make_recipe(format: str, precision: str | None = None, overrides: dict[str, Any] | None = None,
+                origin: str = "<dict>") -> Recipe:
+    """Build and validate the recipe for ``format`` x ``precision`` plus ``overrides``.
+
+    Format and precision spellings are resolved through the formats table (``tfl``,
+    ``int8`` ...). ``overrides`` may repeat ``format``/``precision`` only if they agree.
+    """
+    try:
+        info = resolve_format(format)
+        canonical = resolve_precision(info, precision)
+    except FormatError as err:
+        raise RecipeError(str(err)) from None
+    raw = dict(overrides or {})
+    for key, expected in (("format", info.name), ("precision", canonical)):
+        if key in raw:
+            given = raw[key]
+            try:
+                value = resolve_format(given).name if key == "format" else resolve_precision(info, given)
+            except FormatError as err:
+                raise RecipeError(f"invalid export recipe ({origin}): {key}: {err}") from None
+            if value != expected:
+                raise RecipeError(f"invalid export recipe ({origin}): {key} is {given!r} but {expected!r} was requested")
+    raw["format"], raw["precision"] = info.name, canonical
+    try:
+        return RECIPE_CLASSES[info.name].model_validate(raw)  # type: ignore[return-value]
+    except ValidationError as err:
+        raise RecipeError(_format_error(err, origin)) from None
+
+
+def recipe_from_dict(raw: dict[str, Any], origin: str = "<dict>") -> Recipe:
+    """A recipe from a mapping that names its ``format`` (and optionally ``precision``)."""
+    if not isinstance(raw, dict) or "format" not in raw:
+        raise RecipeError(f"invalid export recipe ({origin}): a mapping with a 'format' key is required")
+    return make_recipe(raw["format"], raw.get("precision"), raw, origin=origin)
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Load a recipe from a YAML (or JSON) file."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"recipe file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise RecipeError(f"recipe file {path} is not valid YAML: {err}") from None
+    return recipe_from_dict(raw, origin=str(path))

@@ -1,0 +1,220 @@
+"""``Dispatcher(manifest).select(device_info)``: the one lookup the server and tests share.
+
+Everything that does not depend on the asking device is computed when the manifest loads:
+the rule index, the best model per (platform, tier), each platform's chain, and (lazily, once
+per distinct answer) the response body and its ETag. A lookup is therefore a few dict gets
+plus a bounds check per chain step, and the server writes pre-encoded bytes.
+
+Unknown or partial device info never fails: it gets the platform's CPU model. The only
+error is a platform for which the release has no model at all (``NoModelForPlatform``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from typing import Any
+
+from mobile_pipeline.manifest.rules import RuleIndex
+from mobile_pipeline.manifest.schema import Manifest, ModelEntry
+from mobile_pipeline.tiers.device_info import DeviceInfo
+
+
+MEMO_MAX = 100_000
+
+
+class NoModelForPlatform(LookupError):
+    """The release ships nothing that runs on the device's platform."""
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """What a phone needs to download and run one model."""
+
+    id: str
+    tier: str
+    url: str
+    sha256: str
+    bytes: int
+    format: str
+    precision: str
+    runtime: str
+    delegate: str | None
+    min_os: str | None
+    packaging: str
+
+    @classmethod
+    def from_entry(cls, entry: ModelEntry) -> "ModelRef":
+        return cls(entry.id, entry.tier, entry.url, entry.sha256, entry.bytes, entry.format,
+                   entry.precision, entry.runtime, entry.delegate, entry.min_os, entry.packaging)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The answer for one device: a model, the fallbacks to try in order, and why.
+
+    ``body`` (JSON bytes) and ``etag`` are computed once per distinct answer and shared by
+    every device that gets the same answer.
+    """
+
+    release_id: str
+    platform: str
+    tier: str
+    classified_tier: str
+    matched_by: str
+    soc: str | None
+    model: ModelRef
+    fallbacks: tuple[ModelRef, ...]
+    body: bytes = field(repr=False, compare=False)
+    etag: str = field(compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "release_id": self.release_id,
+            "platform": self.platform,
+            "tier": self.tier,
+            "classified_tier": self.classified_tier,
+            "matched_by": self.matched_by,
+            "soc": self.soc,
+            "model": self.model.to_dict(),
+            "fallbacks": [ref.to_dict() for ref in self.fallbacks],
+        }
+
+
+class Dispatcher:
+    """Device info -> :class:`Selection`, from an index built once per manifest."""
+
+    def __init__(self, manifest: Manifest) -> None:
+        self.manifest = manifest
+        self.index = RuleIndex(manifest.tier_rules)
+        rules = manifest.tier_rules
+        self._best: dict[tuple[str, str], ModelRef] = {}
+        self._chains: dict[str, tuple[str, ...]] = {}
+        for platform in manifest.platforms():
+            chain = manifest.fallback_chains[platform]  # type: ignore[index]
+            self._chains[platform] = chain
+            for tier in rules.tiers:
+                models = manifest.models_for(platform, tier)
+                if models:
+                    self._best[(platform, tier)] = ModelRef.from_entry(models[0])
+        self._int8_fallback = frozenset(rules.int8_fallback_tiers)
+        self._min_ram = {t: b.min_ram_bytes for t, b in rules.bounds.items() if b.min_ram_bytes}
+        self._min_os: dict[tuple[str, str], tuple[int, ...]] = {
+            (t, p): tuple(int(x) for x in v.split("."))
+            for t, b in rules.bounds.items() for p, v in b.min_os.items()
+        }
+        self._vendor_delegates = {t: {v.lower(): d for v, d in m.items()} for t, m in rules.vendor_delegates.items()}
+        self._delegate_vendors = {v for m in self._vendor_delegates.values() for v in m}
+        # Keys hold only values from the manifest (tiers, catalog models, known vendors), never
+        # raw client strings, so the cache is bounded by the manifest's size.
+        self._cache: dict[tuple, Selection] = {}
+        # Memo of whole answers keyed by what the device reported (RAM reduced to which bounds it
+        # meets). Hot devices then cost one tuple and one dict get; the memo is cleared when it
+        # reaches MEMO_MAX, so hostile clients sending endless new strings cannot grow it.
+        self._ram_steps = sorted(set(self._min_ram.values()))
+        self._memo: dict[tuple, Selection] = {}
+
+    @property
+    def release_id(self) -> str:
+        return self.manifest.release_id
+
+    def select(self, info: DeviceInfo | dict[str, Any]) -> Selection:
+        """The model for ``info`` and its ordered fallbacks.
+
+        Raises:
+            pydantic.ValidationError: ``info`` is a dict with invalid fields.
+            NoModelForPlatform: the release has no model for the device's platform.
+        """
+        if not isinstance(info, DeviceInfo):
+            info = DeviceInfo.model_validate(info)
+        ram = info.ram_bytes
+        memo_key = (info.platform, info.soc_manufacturer, info.soc_model, info.gpu_renderer, info.accelerators,
+                    -1 if ram is None else bisect_right(self._ram_steps, ram), info.os_version)
+        selection = self._memo.get(memo_key)
+        if selection is None:
+            selection = self._select(info)
+            if len(self._memo) >= MEMO_MAX:
+                self._memo.clear()
+            self._memo[memo_key] = selection
+        return selection
+
+    def _select(self, info: DeviceInfo) -> Selection:
+        platform = info.platform
+        chain = self._chains.get(platform)
+        if chain is None:
+            raise NoModelForPlatform(
+                f"release {self.release_id} has no model for platform {platform!r} "
+                f"(it serves {sorted(self._chains)})"
+            )
+        match = self.index.match(platform, info.soc_manufacturer, info.soc_model, info.gpu_renderer, info.accelerators)
+        served = self._served_tiers(platform, chain, match.tier, match.int8, info)
+        matched_by = match.matched_by
+        if matched_by == "rules" and served[0] == chain[-1]:
+            matched_by = "default"
+        vendor = match.soc.manufacturer.lower() if match.soc else self.index.canonical_vendor(info.soc_manufacturer)
+        if vendor not in self._delegate_vendors or platform == "ios":
+            vendor = None
+        key = (platform, served, match.tier, matched_by, match.soc.model if match.soc else None, vendor)
+        selection = self._cache.get(key)
+        if selection is None:
+            selection = self._build(key)
+            self._cache[key] = selection
+        return selection
+
+    def _allowed(self, platform: str, tier: str, ram: int | None, os_version: tuple[int, ...] | None) -> bool:
+        """The release has a model of ``tier`` for ``platform`` and the device meets its bounds."""
+        if (platform, tier) not in self._best:
+            return False
+        min_ram = self._min_ram.get(tier)
+        if min_ram is not None and ram is not None and ram < min_ram:
+            return False
+        min_os = self._min_os.get((tier, platform))
+        return min_os is None or os_version is None or os_version >= min_os
+
+    def _served_tiers(self, platform: str, chain: tuple[str, ...], wanted: str, int8: bool,
+                      info: DeviceInfo) -> tuple[str, ...]:
+        """The device's tier (the strongest chain tier not above ``wanted`` that it may run), then fallbacks."""
+        ram, os_version = info.ram_bytes, info.os_version_tuple()
+        strength = self.index.strength
+        limit = strength[wanted]
+        start = len(chain) - 1  # the CPU model is the floor, whatever the bounds say
+        for i, tier in enumerate(chain):
+            if strength[tier] <= limit and self._allowed(platform, tier, ram, os_version):
+                start = i
+                break
+        fallbacks = tuple(
+            t for t in chain[start + 1:]
+            if self._allowed(platform, t, ram, os_version) and (int8 or t not in self._int8_fallback)
+        )
+        return (chain[start], *fallbacks)
+
+    def _with_vendor_delegate(self, ref: ModelRef, vendor: str | None) -> ModelRef:
+        """The SoC vendor's own delegate (QNN on Qualcomm, Neuron on MediaTek) for Android formats."""
+        if vendor is None or ref.format == "coreml":
+            return ref
+        delegate = self._vendor_delegates.get(ref.tier, {}).get(vendor)
+        return ref if delegate is None else dataclasses.replace(ref, delegate=delegate)
+
+    def _build(self, key: tuple) -> Selection:
+        platform, served, classified, matched_by, soc, vendor = key
+        refs = [self._with_vendor_delegate(self._best[(platform, t)], vendor) for t in served]
+        payload = {
+            "release_id": self.release_id,
+            "platform": platform,
+            "tier": served[0],
+            "classified_tier": classified,
+            "matched_by": matched_by,
+            "soc": soc,
+            "model": refs[0].to_dict(),
+            "fallbacks": [ref.to_dict() for ref in refs[1:]],
+        }
+        body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        return Selection(self.release_id, platform, served[0], classified, matched_by, soc,
+                         refs[0], tuple(refs[1:]), body, etag)

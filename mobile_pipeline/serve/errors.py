@@ -1,0 +1,116 @@
+"""Bad input -> 4xx with the field named; oversize input refused before it is parsed.
+
+``RequestLimits`` is plain ASGI (no ``BaseHTTPMiddleware``: it would copy every body and
+cost throughput): it answers 413 for a body over the limit (by ``Content-Length`` or while
+streaming) and 414 for an over-long query string, before any route runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mobile_pipeline.serve.dispatch import NoModelForPlatform
+
+_log = logging.getLogger("mobile_pipeline.serve")
+
+
+def _json_bytes(status_detail: dict[str, Any]) -> bytes:
+    return json.dumps(status_detail, separators=(",", ":")).encode()
+
+
+class RequestLimits:
+    """ASGI middleware: body size (413) and query length (414) limits."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, max_query_bytes: int) -> None:
+        self.app = app
+        self.max_body = max_body_bytes
+        self.max_query = max_query_bytes
+
+    async def _refuse(self, send: Send, status: int, message: str) -> None:
+        body = _json_bytes({"error": message})
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if len(scope.get("query_string", b"")) > self.max_query:
+            await self._refuse(send, 414, f"query string longer than {self.max_query} bytes")
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    await self._refuse(send, 400, "Content-Length is not a number")
+                    return
+                if declared > self.max_body:
+                    await self._refuse(send, 413, f"request body larger than {self.max_body} bytes")
+                    return
+                break
+        if scope.get("method") not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        # Bodies are small (the limit is KBs): read it all here, refusing past the limit,
+        # then replay it. Counting inside the app's receive would not work: FastAPI turns
+        # any error while reading the body into its own 400.
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # client went away
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                await self._refuse(send, 413, f"request body larger than {self.max_body} bytes")
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+def _field(loc: tuple | list) -> str:
+    # ("body", "ram_bytes") -> "ram_bytes"; ("query", "soc_model") -> "soc_model"
+    parts = [str(p) for p in loc if p not in ("body", "query")]
+    return ".".join(parts) or "body"
+
+
+async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 naming each bad field; 400 when the body is not JSON at all."""
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return JSONResponse({"error": "request body is not valid JSON", "fields": []}, status_code=400)
+    fields = [{"field": _field(e.get("loc", ())), "message": e.get("msg", "invalid")} for e in errors[:10]]
+    summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
+    return JSONResponse({"error": f"invalid device info: {summary}", "fields": fields}, status_code=422)
+
+
+async def no_model(request: Request, exc: NoModelForPlatform) -> JSONResponse:
+    return JSONResponse({"error": str(exc)}, status_code=404)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(NoModelForPlatform, no_model)  # type: ignore[arg-type]

@@ -1,0 +1,80 @@
+"""A tiny release end to end: every stage runs, the manifest is sound, the server serves it.
+
+Uses the ``tiny`` preset (seconds per stage) in a temporary cache and output folder. The
+second run must be all cache hits.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mobile_pipeline.config import preset_config
+from mobile_pipeline.release import STAGE_ORDER, run_release
+from mobile_pipeline.utils.atomic import sha256_file
+
+
+@pytest.fixture(scope="module")
+def tiny_release(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("release")
+    cfg = preset_config("tiny").model_copy(update={"cache_dir": root / "cache", "output_root": root / "export"})
+    logs: list[str] = []
+    first = run_release(cfg, log=logs.append)
+    return cfg, first, logs
+
+
+def test_every_stage_ran_and_release_is_published(tiny_release) -> None:
+    cfg, outcome, logs = tiny_release
+    assert list(outcome.results) == list(STAGE_ORDER)
+    assert not any(r.cached for r in outcome.results.values())
+    for name in ("manifest.json", "play_device_targeting.json", "bench.json", "report.html", "report.md", "stages.json"):
+        assert (outcome.release_dir / name).is_file(), name
+    assert any("serve it: mobile-pipeline serve --manifest" in line for line in logs)
+
+
+def test_manifest_entries_exist_with_matching_hashes(tiny_release) -> None:
+    cfg, outcome, _ = tiny_release
+    manifest = json.loads((outcome.release_dir / "manifest.json").read_text())
+    models = manifest["models"]
+    assert models
+    for model in models:
+        path = outcome.release_dir / model["file"]
+        assert path.exists(), model["file"]
+        if path.is_file():
+            assert sha256_file(path) == model["sha256"]
+    assert {m["tier"] for m in models} >= set(cfg.search.tiers)
+
+
+def test_report_has_every_tier_and_sample_images(tiny_release) -> None:
+    cfg, outcome, _ = tiny_release
+    html = (outcome.release_dir / "report.html").read_text()
+    for tier in cfg.search.tiers:
+        assert f"Tier {tier}" in html
+        assert (outcome.release_dir / f"samples_{tier}.png").is_file()
+
+
+def test_unchanged_rerun_is_all_cache_hits(tiny_release) -> None:
+    cfg, first, _ = tiny_release
+    second = run_release(cfg, log=lambda _: None)
+    assert all(r.cached for r in second.results.values())
+    assert second.seconds < 10
+    assert (second.release_dir / "manifest.json").read_bytes() == (first.release_dir / "manifest.json").read_bytes()
+
+
+def test_dispatch_server_serves_the_release(tiny_release) -> None:
+    from fastapi.testclient import TestClient
+
+    from mobile_pipeline.serve.main import create_app
+
+    _, outcome, _ = tiny_release
+    manifest = json.loads((outcome.release_dir / "manifest.json").read_text())
+    files = {m["sha256"]: m for m in manifest["models"]}
+    with TestClient(create_app(outcome.release_dir / "manifest.json")) as client:
+        assert client.get("/healthz").status_code == 200
+        answer = client.post("/v1/select", json={"platform": "android", "soc_manufacturer": "QTI", "soc_model": "SM8650"})
+        assert answer.status_code == 200
+        assert answer.json()["model"]["sha256"] in files
+        unknown = client.get("/v1/select", params={"platform": "android", "soc_model": "XYZ123"})
+        assert unknown.status_code == 200

@@ -1,0 +1,99 @@
+"""Search space: NNI samples map to valid specs inside the grid; budgets and op constraints."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from mobile_pipeline.nets.complexity import count_macs
+from mobile_pipeline.nets.generator import build_generator
+from mobile_pipeline.nets.spec import ArchSpec, SpecError
+from mobile_pipeline.search.budget import (CandidateMetrics, budget_violations, forbidden_found, nni_macs,
+                                           violation_ratio)
+from mobile_pipeline.search.latency import spec_ops
+from mobile_pipeline.search.space import (TINY_CHOICES, SpaceChoices, StylizerSpace, largest_spec, random_spec,
+                                          sample_to_spec, smallest_spec, spec_to_sample)
+from mobile_pipeline.tiers.table import load_tier_table
+
+
+def test_nni_space_samples_are_valid_specs_inside_the_grid():
+    space = StylizerSpace(SpaceChoices(), build=False)
+    choices = SpaceChoices()
+    for seed in range(25):
+        sample = {}
+        space.random(memo=sample, random_state=np.random.RandomState(seed))
+        frozen = space.freeze(sample)
+        spec = frozen.spec
+        assert isinstance(spec, ArchSpec)
+        spec.validate()
+        assert spec == sample_to_spec(sample)
+        assert len(spec.fusion) == len(spec.encoder_widths) == sample["num_stages"]
+        back = spec_to_sample(spec, choices)  # inside the grid, so it maps back
+        assert sample_to_spec(back) == spec
+
+
+def test_frozen_space_builds_the_generator():
+    space = StylizerSpace(TINY_CHOICES)
+    sample = {}
+    space.random(memo=sample, random_state=np.random.RandomState(3))
+    frozen = space.freeze(sample)
+    assert frozen.generator.spec == frozen.spec
+
+
+def test_spec_outside_grid_is_rejected_with_field_name():
+    spec = ArchSpec(stem_width=20, encoder_widths=(16, 24), fusion=("sta", "sta"))
+    with pytest.raises(SpecError, match="stem_width"):
+        spec_to_sample(spec, SpaceChoices())
+
+
+def test_sandwich_extremes_bound_the_grid_in_macs():
+    choices = SpaceChoices()
+    rng = random.Random(0)
+    big, small = count_macs(largest_spec(choices)), count_macs(smallest_spec(choices))
+    for _ in range(10):
+        macs = count_macs(random_spec(choices, rng))
+        assert small <= macs
+    assert big > 3 * small
+    assert choices.size() > 10_000
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_nni_flops_profiler_matches_count_macs(seed):
+    spec = random_spec(SpaceChoices(), random.Random(seed))
+    for side in (32, 64):
+        assert nni_macs(build_generator(spec), (side, side)) == pytest.approx(count_macs(spec, (side, side)), rel=0.01)
+
+
+def test_nni_flops_counts_deconv_and_bilinear():
+    base = dict(stem_width=8, encoder_widths=(16, 24), num_blocks=1, fusion=("add", "add"))
+    for up in ("deconv", "bilinear", "nearest"):
+        spec = ArchSpec(upsample=up, **base)
+        assert nni_macs(build_generator(spec), (32, 32)) == pytest.approx(count_macs(spec, (32, 32)), rel=0.01)
+
+
+def _metrics(**overrides):
+    values = dict(spec="x", input_hw=(256, 256), macs=1, params=1, peak_activation_bytes=1, latency_ms=0.1)
+    values.update(overrides)
+    return CandidateMetrics(**values)
+
+
+def test_budget_filter_rejects_over_budget_and_names_the_budget():
+    cpu = load_tier_table()["cpu"]
+    assert budget_violations(_metrics(), cpu) == []
+    over = budget_violations(_metrics(macs=cpu.budgets.macs + 1), cpu)
+    assert len(over) == 1 and over[0].startswith("macs")
+    slow = budget_violations(_metrics(latency_ms=cpu.budgets.latency_ms * 2), cpu)
+    assert slow[0].startswith("latency_ms")
+    assert violation_ratio(_metrics(latency_ms=cpu.budgets.latency_ms * 2), cpu) == pytest.approx(2.0)
+
+
+def test_forbidden_ops_found_from_traced_ops():
+    deconv = ArchSpec(stem_width=8, encoder_widths=(16, 24), num_blocks=1, fusion=("sta", "concat"), upsample="deconv")
+    ops = spec_ops(deconv, (64, 64))
+    found = forbidden_found(ops, {"tflite": ["TRANSPOSE_CONV", "GATHER"], "onnx": ["Loop"]})
+    assert found == ["tflite:TRANSPOSE_CONV"]
+    nearest = ArchSpec(stem_width=8, encoder_widths=(16, 24), num_blocks=1, fusion=("add", "add"))
+    assert forbidden_found(spec_ops(nearest, (64, 64)), {"tflite": ["TRANSPOSE_CONV", "LOGISTIC"]}) == []
+    assert "tflite:LOGISTIC" in forbidden_found(ops, {"tflite": ["LOGISTIC"]})  # STA's sigmoid gate
