@@ -23,8 +23,9 @@ estimate of the code's own cost (p50 is printed too, for reference).
     .venv/bin/python benchmarks/bench_runtimes.py --artifacts export/demo-xxxx   # time an existing release
 
 The generator per tier is the searched one (``models/<tier>.pt``) when present, else the
-largest registered spec that fits the tier's MAC budget, with fresh weights: latency does
-not depend on the weights' values.
+largest registered spec that fits the tier's MAC budget, with trained-like random weights
+(``nets.generator.trained_like``): latency does not depend on the weights' values, as long as
+none is all zero (the converter drops such convs).
 """
 
 from __future__ import annotations
@@ -132,7 +133,7 @@ def copy_bandwidth_gbs(runs: int = 10) -> float:
 def _generator_for(tier: str, tiers):
     """The searched generator of a tier, else the largest registered spec within its MAC budget."""
     from mobile_pipeline.nets.complexity import count_macs
-    from mobile_pipeline.nets.generator import build_generator
+    from mobile_pipeline.nets.generator import build_generator, trained_like
     from mobile_pipeline.nets.registry import get_spec, list_specs
     from mobile_pipeline.utils.paths import models_dir
 
@@ -144,7 +145,7 @@ def _generator_for(tier: str, tiers):
     side = tiers[tier].resolution
     fitting = [(count_macs(name, (side, side)), name) for name in list_specs() if name.startswith("stylizer")]
     fitting = [item for item in fitting if item[0] <= tiers[tier].budgets.macs] or [min(fitting)]
-    return build_generator(get_spec(max(fitting)[1])), f"{max(fitting)[1]} (registry stand-in)"
+    return trained_like(build_generator(get_spec(max(fitting)[1]))), f"{max(fitting)[1]} (registry stand-in)"
 
 
 def export_tiers(tier_names: list[str], out_dir: Path) -> list[Path]:

@@ -10,6 +10,7 @@ rather than a silently ignored setting. Presets:
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -86,9 +87,17 @@ class TrainConfig(_Section):
     @classmethod
     def _devices(cls, devices: int | str) -> int | str:
         # Lightning also takes "auto", -1 (all) or a list string such as "0,1".
-        if isinstance(devices, int) and devices == 0 or devices in ("", "0"):
-            raise ValueError("must be a positive count, -1 (all), 'auto' or a device list such as '0,1'")
-        return devices
+        message = "must be a positive count, -1 (all), 'auto' or a device list such as '0,1'"
+        if isinstance(devices, int):
+            if devices == 0 or devices < -1:
+                raise ValueError(message)
+            return devices
+        text = devices.strip()
+        if text == "auto" or text == "-1":
+            return text
+        if not re.fullmatch(r"[0-9]+(,[0-9]+)*,?", text) or text in ("0",):
+            raise ValueError(message)
+        return text
 
 
 class SearchConfig(_Section):
@@ -97,7 +106,10 @@ class SearchConfig(_Section):
     tiers: tuple[str, ...] = TIER_NAMES
     resolution: int = Field(256, ge=32, description="Side (square) at which every candidate's MACs are also reported "
                                                     "(budgets themselves are checked at each tier's own resolution).")
-    space: Literal["default", "tiny"] = Field("default", description="Search grid: 'default' (covered by the latency LUT) or 'tiny' (CI).")
+    space: Literal["default", "tiny", "wide"] = Field(
+        "default", description="Search grid: 'default' (demo; covered by the committed latency LUT), 'tiny' (CI) or "
+                               "'wide' (full preset: reaches past every tier's MAC budget; build its LUT entries with "
+                               "`mobile-pipeline search --build-lut`).")
     supernet_steps: int = Field(150, ge=0)
     batch_size: int = Field(8, ge=1, description="Supernet / fine-tune batch size.")
     patch_size: int = Field(64, ge=16, description="Supernet / fine-tune patch side (multiple of 8).")
@@ -193,7 +205,9 @@ _PRESETS: dict[str, dict[str, Any]] = {
         "bench": {"warmup": 1, "runs": 5, "threads": [1]},
     },
     "demo": {
-        "data": {"max_side": 384},
+        # 5 bundled photos: hold out 2 whole images (not 1) so quality and search scores are
+        # not the verdict of a single picture.
+        "data": {"max_side": 384, "val_fraction": 0.4},
         # Measured (benchmarks/bench_quality.py): ~0.5 s per paired step and ~1 s per adversarial step
         # with 1 thread; the held-out PSNR plateaus after ~200 steps, so 300 + 50 fits the 5 minutes.
         "train": {"arch": "stylizer-small", "paired_steps": 300, "adversarial_steps": 50, "batch_size": 8,
@@ -208,7 +222,7 @@ _PRESETS: dict[str, dict[str, Any]] = {
         "train": {"arch": "stylizer-large", "paired_steps": 40000, "adversarial_steps": 20000, "batch_size": 32,
                   "patch_size": 256, "checkpoint_every": 2000, "val_every": 1000, "accelerator": "auto",
                   "devices": "auto", "num_workers": 8, "precision": "16-mixed", "tensorboard": True},
-        "search": {"resolution": 512, "supernet_steps": 20000, "batch_size": 32, "patch_size": 128, "eval_size": 256,
+        "search": {"space": "wide", "resolution": 512, "supernet_steps": 20000, "batch_size": 32, "patch_size": 128, "eval_size": 256,
                    "eval_images": 16, "n_random": 2, "bn_batches": 8, "population": 64, "sample_size": 16,
                    "trials": 1000, "finetune_steps": 5000},
         "export": {"calibration_images": 128, "validation_images": 32},
@@ -265,8 +279,13 @@ def preset_config(name: str, **overrides: Any) -> ReleaseConfig:
     return build_config({"preset": name, **overrides}, origin=f"preset {name}")
 
 
-def load_config(path: str | Path, preset: str | None = None) -> ReleaseConfig:
-    """Load a YAML release config. ``preset`` (e.g. from the CLI) applies when the file names none."""
+def load_config(path: str | Path, preset: str | None = None, default_preset: str | None = None) -> ReleaseConfig:
+    """Load a YAML release config.
+
+    Args:
+        preset: an explicit preset (the CLI's ``--preset``): it wins over the file's ``preset`` key.
+        default_preset: the preset used when neither ``preset`` nor the file names one.
+    """
     import yaml
 
     path = Path(path)
@@ -276,8 +295,10 @@ def load_config(path: str | Path, preset: str | None = None) -> ReleaseConfig:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"config file {path} is not valid YAML: {err}") from None
-    if isinstance(raw, dict) and preset and "preset" not in raw:
-        raw = {"preset": preset, **raw}
+    if isinstance(raw, dict):
+        chosen = preset or raw.get("preset") or default_preset
+        if chosen:
+            raw = {**raw, "preset": chosen}
     return build_config(raw, origin=str(path))
 
 

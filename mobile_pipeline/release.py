@@ -159,12 +159,17 @@ def run_release(cfg: ReleaseConfig, log=print) -> ReleaseOutcome:
 
 def _publish(results: dict[str, StageResult], release_dir: Path, release_id: str) -> None:
     """Assemble the release folder from cached stage outputs in a temp dir, rename at the end."""
+    for stale in release_dir.parent.glob(f".{release_id}.*.tmp"):  # a killed earlier publish
+        shutil.rmtree(stale, ignore_errors=True)
     with atomic_output(release_dir, is_dir=True) as tmp:
         export_dir = results["export"].out_dir
         for tier_dir in sorted(p for p in export_dir.iterdir() if p.is_dir()):
             shutil.copytree(tier_dir, tmp / tier_dir.name, ignore=shutil.ignore_patterns("_tier_done"))
         for name in ("manifest.json", "play_device_targeting.json"):
             shutil.copy2(results["manifest"].out_dir / name, tmp / name)
+        # The searched architecture per tier (spec, MACs, budgets, scores), its checkpoint, the
+        # Pareto plot and the search log: what `mobile-pipeline search` writes to models/.
+        shutil.copytree(results["search"].out_dir, tmp / "search", ignore=shutil.ignore_patterns("_*"))
         bench_dir = results["bench"].out_dir
         for path in bench_dir.iterdir():
             if path.is_file() and not path.name.startswith("_"):

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mobile_pipeline.utils.atomic import atomic_write_json
+from mobile_pipeline.utils.atomic import atomic_write_json, is_temporary, remove_temporaries
 
 DONE_FILE = "_stage.json"
 
@@ -71,10 +71,18 @@ class StageResult:
     content_hash: str = ""
 
 
+def stage_outputs(root: Path) -> Iterable[Path]:
+    """Files a stage wrote under ``root``: not the done file, not a writer's temporaries."""
+    for path in root.rglob("*"):
+        parts = path.relative_to(root).parts
+        if path.is_file() and path.name != DONE_FILE and not any(is_temporary(Path(part)) for part in parts):
+            yield path
+
+
 def tree_hash(root: Path) -> str:
     """sha256 over relative paths and file bytes of a folder (sorted, so order-free)."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.name != DONE_FILE):
+    for path in sorted(stage_outputs(root)):
         digest.update(str(path.relative_to(root)).encode())
         digest.update(b"\0")
         with open(path, "rb") as handle:
@@ -137,6 +145,8 @@ class StageCache:
             return result
 
         resume = partial.is_dir()
+        if resume:  # a killed run's half-written temporaries are not outputs: drop them first
+            remove_temporaries(partial)
         partial.mkdir(parents=True, exist_ok=True)
         self.log(f"{label:<16} {'resuming' if resume else 'running'}  ({key})")
         start = time.perf_counter()

@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-seconds", type=float, default=None, help="stop (resumably) after this long")
     parser.add_argument("--rebuild", action="store_true", help="discard existing entries")
     parser.add_argument("--tiny", action="store_true", help="also cover the tiny preset's grid")
+    parser.add_argument("--space", default="default", choices=("default", "tiny", "wide"),
+                        help="search grid to cover (search.space; default: the demo grid)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
 
@@ -36,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     from mobile_pipeline.search.lut_build import build_lut, default_lut_specs
 
     resolutions = [int(r) for r in args.resolutions.split(",") if r.strip()]
-    specs, reference = default_lut_specs(args.specs, args.seed, include_tiny=args.tiny)
+    specs, reference = default_lut_specs(args.specs, args.seed, include_tiny=args.tiny, space=args.space)
     path = build_lut(specs, resolutions, args.path, reference=reference, progress=True,
                      max_seconds=args.max_seconds, rebuild=args.rebuild)
     print(f"LUT written: {path}")

@@ -79,3 +79,17 @@ def test_config_hash_is_stable_and_sensitive() -> None:
     assert config_hash(a) == config_hash(preset_config("demo"))
     b = preset_config("demo", train={"paired_steps": 1})
     assert config_hash(a) != config_hash(b)
+
+
+def test_cli_preset_beats_the_files_and_default_fills_in(tmp_path: Path) -> None:
+    named = tmp_path / "named.yaml"
+    named.write_text("preset: demo\ntrain:\n  paired_steps: 7\n", encoding="utf-8")
+    bare = tmp_path / "bare.yaml"
+    bare.write_text("train:\n  paired_steps: 7\n", encoding="utf-8")
+    tiny = preset_config("tiny")
+    explicit = load_config(named, preset="tiny")
+    assert explicit.preset == "tiny" and explicit.search.space == tiny.search.space
+    assert explicit.train.paired_steps == 7
+    defaulted = load_config(bare, default_preset="demo")
+    assert defaulted.preset == "demo" and defaulted.train.arch == preset_config("demo").train.arch
+    assert load_config(named, default_preset="tiny").preset == "demo"  # the file's own key beats the default

@@ -284,3 +284,20 @@ def test_keyframes_bad_styled_partner_is_reported(tmp_path: Path) -> None:
     assert sorted(e.id for e in manifest.images) == ["one__train", "one__val"]
     skipped = read_report(tmp_path / "ds")["skipped"]
     assert skipped == [{"file": str(keys / "two_styled.png"), "role": "keyframe_styled", "reason": "zero-byte file"}]
+
+
+def test_unreadable_photo_is_skipped_and_reported(tmp_path: Path, photo_dir: Path, monkeypatch) -> None:
+    # Root ignores chmod, so the permission error is injected where the build first reads bytes.
+    real_sha = dataset_module.sha256_file
+
+    def deny_b(path):
+        if Path(path).name == "b.jpg":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_sha(path)
+
+    monkeypatch.setattr(dataset_module, "sha256_file", deny_b)
+    manifest = build_dataset(_cfg(source=photo_dir), tmp_path / "ds", progress=False)
+    reasons = {Path(s["file"]).name: s["reason"] for s in read_report(tmp_path / "ds")["skipped"]}
+    assert reasons["b.jpg"] == "cannot read file (Permission denied)"
+    assert "b" not in {e.id for e in manifest.images}
+    assert manifest.counts()["train"] + manifest.counts()["val"] == 4

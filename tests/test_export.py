@@ -238,6 +238,9 @@ def test_cli_export_checkpoint(exported, generator, tmp_path, capsys):
     code = main(["export", str(ckpt), "--format", "coreml", "--quantize", "w5", "--out", str(tmp_path / "x")])
     err = capsys.readouterr().err
     assert code == 2 and "w5" in err and "w6" in err
+    code = main(["export", str(ckpt), "--tier", "npu", "--quantize", "int8", "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    assert code == 2 and "--quantize applies to one variant" in err and "--format" in err
     assert not (tmp_path / "x").exists()
 
 

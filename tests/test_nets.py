@@ -71,6 +71,15 @@ def test_random_specs_shapes_and_gradients(seed: int) -> None:
     sum(level.mean() for level in gen.forward_pyramid(x)).backward()
     dead = [name for name, p in gen.named_parameters() if p.grad is None]
     assert not dead, f"{spec.to_string()}: parameters without gradient: {dead[:5]}"
+    # At init the zeroed residual BatchNorms block the gradient into every branch (exactly 0);
+    # with trained-like weights each branch of each block must receive a non-zero gradient.
+    from mobile_pipeline.nets.generator import trained_like
+
+    trained_like(gen, seed=seed).train()
+    gen.zero_grad(set_to_none=True)
+    sum(level.mean() for level in gen.forward_pyramid(x)).backward()
+    silent = [name for name, p in gen.named_parameters() if p.grad is None or not bool(p.grad.abs().sum() > 0)]
+    assert not silent, f"{spec.to_string()}: parameters with zero gradient: {silent[:5]}"
 
 
 def test_generator_starts_near_identity_and_pyramid_matches_targets() -> None:
@@ -243,3 +252,32 @@ def test_onnx_export_parity() -> None:
     with torch.no_grad():
         want = gen(x).numpy()
     assert np.abs(got - want).max() < 1e-4
+
+
+def test_whitebox_peer_matches_its_published_cost() -> None:
+    """The rebuilt White-box generator is the cost baseline: it must count the paper's 8.2 GMACs."""
+    from mobile_pipeline.nets.complexity import count_macs
+    from mobile_pipeline.nets.peers import WhiteBoxGenerator
+
+    peer = WhiteBoxGenerator().eval()
+    assert abs(count_macs(peer, (256, 256)) / 1e9 - 8.2) < 0.1
+    with torch.no_grad():
+        out = peer(torch.rand(1, 3, 64, 96))
+    assert out.shape == (1, 3, 64, 96) and float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+
+
+def test_trained_like_keeps_every_conv_in_the_converted_graph() -> None:
+    """A fresh generator's zeroed residual BatchNorms fold to all-zero convs that the converter
+    drops; benchmarks time `trained_like` models so they see the graph a trained one runs."""
+    from collections import Counter
+
+    from mobile_pipeline.exporters.torch2tflite import export_float, list_ops
+    from mobile_pipeline.nets.generator import trained_like
+
+    spec = "s8_e8-8_b2xresnet_f-add.add_u-nearest_a-relu"
+    fresh = Counter(list_ops(export_float(build_generator(spec).eval(), (32, 32), channel_last_io=False))[0])
+    model = trained_like(build_generator(spec), seed=1)
+    assert all(float(m.weight.abs().min()) > 0 for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    trained = Counter(list_ops(export_float(model, (32, 32), channel_last_io=False))[0])
+    # Each zeroed block loses both convs (the first one's output becomes dead code).
+    assert trained["CONV_2D"] == fresh["CONV_2D"] + 2 * 2

@@ -53,6 +53,15 @@ def test_report_has_every_tier_and_sample_images(tiny_release) -> None:
     for tier in cfg.search.tiers:
         assert f"Tier {tier}" in html
         assert (outcome.release_dir / f"samples_{tier}.png").is_file()
+    # Every per-tier fact is filled in from the stage outputs (no "–" placeholders).
+    markdown = (outcome.release_dir / "report.md").read_text()
+    facts = [line for line in markdown.splitlines() if line.startswith("- ") and ("latency" in line or "PSNR" in line)]
+    assert len(facts) == 4 * len(cfg.search.tiers), facts
+    for line in facts:
+        value = line.split(": ", 1)[1].split()[0]
+        float(value)  # raises on "–"
+    tflite_rows = [line for line in markdown.splitlines() if line.startswith("| ") and ".tflite |" in line]
+    assert tflite_rows and all(float(row.split(" | ")[7]) > 0 for row in tflite_rows)
 
 
 def test_unchanged_rerun_is_all_cache_hits(tiny_release) -> None:

@@ -97,3 +97,18 @@ def test_forbidden_ops_found_from_traced_ops():
     nearest = ArchSpec(stem_width=8, encoder_widths=(16, 24), num_blocks=1, fusion=("add", "add"))
     assert forbidden_found(spec_ops(nearest, (64, 64)), {"tflite": ["TRANSPOSE_CONV", "LOGISTIC"]}) == []
     assert "tflite:LOGISTIC" in forbidden_found(ops, {"tflite": ["LOGISTIC"]})  # STA's sigmoid gate
+
+
+def test_every_tier_budget_binds_inside_the_wide_grid():
+    """On the full preset's grid the tier budgets, not the grid's edge, decide a winner's size:
+    the largest network exceeds every tier's MAC budget and the smallest meets it."""
+    from mobile_pipeline.search.space import SPACES, WIDE_CHOICES
+
+    assert SPACES["wide"] is WIDE_CHOICES
+    table = load_tier_table()
+    big, small = largest_spec(WIDE_CHOICES), smallest_spec(WIDE_CHOICES)
+    for name, tier in table.items():
+        side = (tier.resolution, tier.resolution)
+        assert count_macs(big, side) > tier.budgets.macs, name
+        assert count_macs(small, side) <= tier.budgets.macs, name
+    assert WIDE_CHOICES.size() > SpaceChoices().size()

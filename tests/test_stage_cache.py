@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mobile_pipeline.stage_cache import Stage, StageCache, StageContext
+from mobile_pipeline.stage_cache import Stage, StageCache, StageContext, tree_hash
+from mobile_pipeline.utils.atomic import is_temporary
 
 
 class Counter:
@@ -79,6 +80,32 @@ def test_killed_stage_leaves_partial_and_resumes(tmp_path: Path) -> None:
     assert seen == [False, True]
     assert not result.out_dir.name.endswith(".partial")
     assert not any(p.name.endswith(".partial") for p in folder.iterdir())
+
+
+def test_resume_drops_temporaries_of_the_killed_writer(tmp_path: Path) -> None:
+    calls: list[bool] = []
+
+    def writes(ctx: StageContext) -> dict:
+        calls.append(ctx.resume)
+        if not ctx.resume:
+            (ctx.out_dir / "kept.txt").write_text("complete")
+            (ctx.out_dir / ".model.onnx.k3x9.tmp.onnx").write_bytes(b"half a file")  # SIGKILL mid-write
+            (ctx.out_dir / "tier" / ".pkg.mlpackage.q1.tmp").mkdir(parents=True)
+            raise KeyboardInterrupt
+        assert sorted(p.name for p in ctx.out_dir.rglob("*")) == ["kept.txt", "tier"]
+        (ctx.out_dir / "model.onnx").write_bytes(b"whole")
+        return {}
+
+    stage = Stage("export", writes)
+    with pytest.raises(KeyboardInterrupt):
+        StageCache(tmp_path, log=lambda _: None).run(stage)
+    result = StageCache(tmp_path, log=lambda _: None).run(stage)
+    assert calls == [False, True]
+    assert not any(is_temporary(p) for p in result.out_dir.rglob("*"))
+    # A temporary never counts as output, even where a writer left one in a finished tree.
+    before = tree_hash(result.out_dir)
+    (result.out_dir / ".late.json.zz.tmp.json").write_text("{}")
+    assert tree_hash(result.out_dir) == before
 
 
 def test_external_input_change_invalidates(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Helpers shared by sub-commands: config options and the 'not built yet' answer."""
+"""Helpers shared by sub-commands: the config options every stage reads."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import sys
 def add_config_arguments(parser: argparse.ArgumentParser, default_preset: str = "demo") -> None:
     """``--preset`` and ``--config``: the release config every stage reads."""
     parser.add_argument("--preset", default=None, help=f"config preset: tiny, demo, full (default {default_preset})")
-    parser.add_argument("--config", default=None, help="YAML release config (overrides the preset's values)")
+    parser.add_argument("--config", default=None,
+                        help="YAML release config: its values override the preset's; --preset, when given, "
+                             "wins over the file's own 'preset' key")
     parser.set_defaults(_default_preset=default_preset)
 
 
@@ -19,14 +21,9 @@ def load_release_config(args: argparse.Namespace):
 
     try:
         if args.config:
-            return load_config(args.config, preset=args.preset)
+            return load_config(args.config, preset=args.preset, default_preset=args._default_preset)
         return preset_config(args.preset or args._default_preset)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
 
-
-def not_built(stage: str, issue: int) -> int:
-    """Answer honestly for a stage that does not exist yet."""
-    print(f"error: the '{stage}' stage is not built yet (tracked in issue #{issue}).", file=sys.stderr)
-    return 2

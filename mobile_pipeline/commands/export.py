@@ -48,6 +48,14 @@ def run(args: argparse.Namespace) -> int:
     except FormatError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if args.tier and not info:
+        # The tier's formats and precisions come from device_tiers/: refuse what would be ignored.
+        for flag, value in (("--quantize", args.quantize), ("--recipe", args.recipe)):
+            if value is not None:
+                print(f"error: {flag} applies to one variant; with --tier alone the tier's formats and precisions "
+                      f"are exported (device_tiers/tiers.yaml). Add --format to export one variant for that tier.",
+                      file=sys.stderr)
+                return 2
     if not info and not args.tier:  # neither --format nor --tier: ONNX, the portable default
         info = resolve_format("onnx")
         try:

@@ -25,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--teacher", default=None, type=Path,
                         help="trained generator checkpoint; its held-out PSNR is logged as the reference")
     parser.add_argument("--build-lut", action="store_true",
-                        help="measure missing latency LUT entries first (LiteRT, 1 thread; resumable, minutes)")
+                        help="measure the latency LUT entries the config's search.space lacks at the tiers' resolutions "
+                             "first (LiteRT, 1 thread; resumable; minutes for the default grid, longer for 'wide')")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -51,17 +52,22 @@ def run(args: argparse.Namespace) -> int:
 
     from mobile_pipeline.search.driver import TierSearchError, run_search
     from mobile_pipeline.search.latency import LatencyModelError
+    from mobile_pipeline.train.checkpoint import CheckpointError
     from mobile_pipeline.utils.paths import models_dir
 
     if args.build_lut:
         from mobile_pipeline.search.driver import build_default_lut
 
-        build_default_lut(progress=not args.no_progress)
+        from mobile_pipeline.tiers.table import load_tier_table
+
+        table = load_tier_table()
+        sides = tuple(sorted({table[t].resolution for t in (tiers or cfg.search.tiers) if t in table}))
+        build_default_lut(progress=not args.no_progress, space=cfg.search.space, resolutions=sides)
     out_dir = args.out or models_dir()
     try:
         results = run_search(cfg, data_dir, out_dir, tiers=tiers, teacher_checkpoint=args.teacher,
                              progress=not args.no_progress)
-    except (TierSearchError, LatencyModelError) as err:
+    except (TierSearchError, LatencyModelError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     for tier, result in results.items():

@@ -95,6 +95,13 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, DataError, SpecError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except Exception as err:
+        # Lightning reports a bad --accelerator/--devices combination (e.g. gpu on a CPU-only
+        # machine) as MisconfigurationException, which is not a ValueError.
+        if type(err).__name__ != "MisconfigurationException":
+            raise
+        print(f"error: train.accelerator / train.devices / train.strategy: {err}", file=sys.stderr)
+        return 2
     if not result.metrics:  # a DDP rank other than 0: rank 0 reports
         return 0
     m = result.metrics

@@ -92,6 +92,14 @@ class _Inputs:
         files += [("style", p) for p in self.style]
         return files
 
+    def discard(self, path: Path, role: str, reason: str) -> None:
+        """Drop an input that cannot be used (with its partner, if it has one) and report it."""
+        self.photos = [p for p in self.photos if p != path]
+        self.partners = {stem: p for stem, p in self.partners.items() if p != path and stem != path.stem}
+        self.keyframes = [k for k in self.keyframes if path not in (k.frame, k.styled)]
+        self.style = [p for p in self.style if p != path]
+        self.skipped.append(Skip(str(path), role, reason))
+
 
 def _collect_inputs(cfg: DataConfig) -> _Inputs:
     inputs = _Inputs()
@@ -146,7 +154,15 @@ def _cache_key(cfg: DataConfig, inputs: _Inputs) -> str:
     settings["bundled_source"] = cfg.source is None
     files = []
     for role, path in inputs.all_files():
-        digest = sha256_file(path)
+        try:
+            digest = sha256_file(path)
+        except OSError as err:
+            # Unreadable (permissions, vanished): skipped and reported like a corrupt image,
+            # and keyed by the error so the cache notices when it becomes readable.
+            reason = f"cannot read file ({err.strerror or type(err).__name__})"
+            inputs.discard(path, role, reason)
+            files.append([role, path.name, reason])
+            continue
         inputs.hashes[path] = digest
         files.append([role, path.name, digest])
     payload = {"format": FORMAT_VERSION, "teacher_version": TEACHER_VERSION, "config": settings, "files": files,

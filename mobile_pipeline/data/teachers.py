@@ -12,9 +12,16 @@ classic non-photorealistic pipeline that a small convolutional student can learn
    lightness instead of full colour keeps hues right (skin stays skin-coloured, green eyes
    stay green: a full-colour k-means with ~14 colours merged them into the dominant hue)
    and still gives the flat, banded cartoon shading.
-4. **Dark lines** – Canny on the median-filtered smoothed luma, small fragments removed
-   (they read as noise, not as lines), thickened to 2 px and slightly anti-aliased, then
-   multiplied into the flat colours.
+4. **Dark lines** – an XDoG-style soft threshold of a difference of Gaussians on the smoothed
+   luma: where the wider blur is brighter than the narrow one (the dark side of an edge) by
+   more than a threshold, ink ramps in over a soft band, then multiplies into the flat
+   colours. Earlier versions (cartoon-v1) drew Canny edges with hysteresis and a
+   connected-component size filter. Both of those are non-local (hysteresis follows an edge
+   arbitrarily far, the size filter needs the whole fragment), so a student with a bounded
+   receptive field cannot know whether a given edge pixel gets a line: 76% of the demo
+   student's error sat on line pixels and held-out PSNR stalled near 19 dB. The XDoG line
+   depends on a ~7 px neighbourhood only, is learnable (23 dB at the same training budget),
+   and is stable from one video frame to the next, which the real-time product needs.
 
 Everything is deterministic: no random initialisation, no threading-dependent reductions
 (the k-means distances are computed per centre with element-wise numpy), so the same input
@@ -30,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-TEACHER_VERSION = "cartoon-v1"
+TEACHER_VERSION = "cartoon-v2"
 
 
 @dataclass(frozen=True)
@@ -46,8 +53,10 @@ class CartoonParams:
         tone_levels: number of flat lightness bands per image.
         kmeans_iters: Lloyd iterations of the 1-D lightness k-means.
         chroma_median: median filter size on the chroma channels (flattens colour noise).
-        canny_low / canny_high: hysteresis thresholds of the line detector.
-        min_line_pixels: connected edge fragments smaller than this are dropped.
+        line_sigma: narrow Gaussian of the line detector (pixels); sets the line width.
+        line_k: the wide Gaussian is ``line_k * line_sigma`` (1.6 approximates a Laplacian).
+        line_threshold: luma difference (0-1 scale) at which ink starts (higher = fewer lines).
+        line_softness: luma range over which ink ramps from none to full (anti-aliasing).
         line_darkness: 0 = no lines, 1 = black lines.
     """
 
@@ -59,9 +68,10 @@ class CartoonParams:
     tone_levels: int = 7
     kmeans_iters: int = 12
     chroma_median: int = 7
-    canny_low: float = 50.0
-    canny_high: float = 110.0
-    min_line_pixels: int = 25
+    line_sigma: float = 1.0
+    line_k: float = 1.6
+    line_threshold: float = 0.018
+    line_softness: float = 0.012
     line_darkness: float = 0.85
 
 
@@ -93,14 +103,11 @@ def cartoon_lines(smoothed_rgb: np.ndarray, params: CartoonParams = DEFAULT_PARA
     """Line mask in [0, 1] (float32, H x W) from an already smoothed RGB image."""
     import cv2
 
-    gray = cv2.medianBlur(cv2.cvtColor(smoothed_rgb, cv2.COLOR_RGB2GRAY), 5)
-    edges = (cv2.Canny(gray, params.canny_low, params.canny_high, L2gradient=True) > 0).astype(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(edges, connectivity=8)
-    keep = stats[:, cv2.CC_STAT_AREA] >= params.min_line_pixels
-    keep[0] = False  # label 0 is the background
-    lines = keep[labels].astype(np.uint8)
-    lines = cv2.dilate(lines, np.ones((2, 2), np.uint8)).astype(np.float32)
-    return cv2.GaussianBlur(lines, (3, 3), 0.5)
+    gray = cv2.cvtColor(smoothed_rgb, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+    narrow = cv2.GaussianBlur(gray, (0, 0), params.line_sigma)
+    wide = cv2.GaussianBlur(gray, (0, 0), params.line_sigma * params.line_k)
+    dark_side = wide - narrow  # > 0 just inside the darker region along an edge
+    return np.clip((dark_side - params.line_threshold) / params.line_softness, 0.0, 1.0).astype(np.float32)
 
 
 def cartoon_filter(rgb: np.ndarray, params: CartoonParams = DEFAULT_PARAMS) -> np.ndarray:

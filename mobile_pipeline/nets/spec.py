@@ -53,9 +53,13 @@ class ArchSpec:
     act: str = "relu"
 
     def __post_init__(self) -> None:
-        # Accept lists (from JSON) but store tuples so specs hash and compare by value.
+        # Accept lists (from JSON) but store tuples so specs hash and compare by value. A bare
+        # string or number is a mistake (tuple("sta") would be ('s', 't', 'a')): name the field.
         for name in ("encoder_widths", "fs_branches", "fusion"):
-            object.__setattr__(self, name, tuple(getattr(self, name)))
+            value = getattr(self, name)
+            if not isinstance(value, (list, tuple)):
+                raise SpecError(f"{name} must be a list, e.g. {list(getattr(ArchSpec, name))}, got {value!r}")
+            object.__setattr__(self, name, tuple(value))
         self.validate()
 
     # ------------------------------------------------------------------ checks
@@ -112,6 +116,17 @@ class ArchSpec:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ArchSpec":
+        """Inverse of :meth:`to_json` (e.g. the ``spec`` object of a search result)."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise SpecError(f"architecture JSON is not valid JSON: {err}") from None
+        if not isinstance(data, dict):
+            raise SpecError(f"architecture JSON must be an object with the spec fields, got {type(data).__name__}")
+        return cls.from_dict(data)
 
     def to_string(self) -> str:
         parts = [

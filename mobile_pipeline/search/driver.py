@@ -28,7 +28,7 @@ import torch
 
 from mobile_pipeline.nets.spec import ArchSpec
 from mobile_pipeline.search.budget import CandidateMetrics, budget_violations, forbidden_found, violation_ratio
-from mobile_pipeline.search.space import TINY_CHOICES, SpaceChoices
+from mobile_pipeline.search.space import SPACES
 from mobile_pipeline.utils.atomic import atomic_output, atomic_write_json
 
 _log = logging.getLogger(__name__)
@@ -54,12 +54,13 @@ class TierResult:
     checkpoint: Path
 
 
-def build_default_lut(progress: bool = True, max_seconds: float | None = None) -> Path:
-    """Measure the committed LUT's missing entries (``scripts/build_latency_lut.py`` does the same)."""
+def build_default_lut(progress: bool = True, max_seconds: float | None = None, space: str = "default",
+                      resolutions: tuple[int, ...] = (256,)) -> Path:
+    """Measure the LUT's missing entries for ``space`` (``scripts/build_latency_lut.py`` does the same)."""
     from mobile_pipeline.search.lut_build import build_lut, default_lut_specs
 
-    specs, reference = default_lut_specs()
-    return build_lut(specs, [256], reference=reference, progress=progress, max_seconds=max_seconds)
+    specs, reference = default_lut_specs(space=space)
+    return build_lut(specs, list(resolutions), reference=reference, progress=progress, max_seconds=max_seconds)
 
 
 # ------------------------------------------------------------------ data
@@ -100,7 +101,7 @@ class _Searcher:
 
         self.cfg, self.s, self.out_dir, self.table = cfg, cfg.search, out_dir, table
         self.latency, self.progress = latency, progress
-        self.choices = TINY_CHOICES if self.s.space == "tiny" else SpaceChoices()
+        self.choices = SPACES[self.s.space]
         self.sampler, self.val_x, self.val_y = _dataset_tensors(dataset_dir, cfg)
         self.events: list[dict[str, Any]] = []
         self.scores: dict[str, float] = {}

@@ -127,17 +127,19 @@ def build_lut(specs: Iterable[ArchSpec], resolutions: Iterable[int], path: Path 
     return path
 
 
-def default_lut_specs(count: int = 600, seed: int = 0, include_tiny: bool = False) -> tuple[list[ArchSpec], ArchSpec]:
-    """Specs whose ops the committed LUT covers, and the roofline reference spec.
+def default_lut_specs(count: int = 600, seed: int = 0, include_tiny: bool = False,
+                      space: str = "default") -> tuple[list[ArchSpec], ArchSpec]:
+    """Specs whose ops the LUT must cover for the ``space`` grid, and the roofline reference spec.
 
-    The default grid's random samples and extremes, the registry specs that lie inside the
-    grid (stylizer-tiny and the ResNet baseline), optionally the tiny preset's grid.
+    The grid's random samples and extremes, the registry specs that lie inside the grid
+    (stylizer-tiny and the ResNet baseline in the default grid), optionally the tiny grid.
+    The committed LUT covers ``default`` at 256 px.
     """
     from mobile_pipeline.nets.registry import get_spec, list_specs
-    from mobile_pipeline.search.space import TINY_CHOICES, SpaceChoices, iter_specs, spec_to_sample
     from mobile_pipeline.nets.spec import SpecError
+    from mobile_pipeline.search.space import SPACES, TINY_CHOICES, iter_specs, spec_to_sample
 
-    choices = SpaceChoices()
+    choices = SPACES[space]
     specs = list(iter_specs(choices, count, seed))
     for name in list_specs():
         spec = get_spec(name)

@@ -106,6 +106,19 @@ TINY_CHOICES = SpaceChoices(stem_widths=(8, 12), num_stages=(2,), stage_widths=(
                             num_blocks=(1, 2), blocks=("fs", "resnet"), branches=("dw3", "dil3", "conv2"),
                             upsample=("nearest", "bilinear", "deconv"), acts=("relu",))
 
+# Full preset: the default grid widened until its largest networks exceed every tier's MAC
+# budget (npu: 3.5 GMACs at 384 px), so each budget, not the grid's edge, decides the
+# winner's size. The default grid stops at 0.43 GMACs at 256 px to keep the demo's supernet
+# trainable on 2 CPU cores in about a minute; there only the cpu budget and the tiers' op
+# constraints bind.
+WIDE_CHOICES = SpaceChoices(stem_widths=(8, 12, 16, 24, 32), num_stages=(2, 3),
+                            stage_widths=((16, 24, 32, 48, 64), (24, 32, 48, 64, 96, 128),
+                                          (32, 48, 64, 96, 128, 192)),
+                            num_blocks=(1, 2, 3, 4, 6))
+
+#: ``search.space`` name -> grid.
+SPACES: dict[str, SpaceChoices] = {"default": SpaceChoices(), "tiny": TINY_CHOICES, "wide": WIDE_CHOICES}
+
 
 def sample_to_spec(sample: dict[str, Any]) -> ArchSpec:
     """Map an NNI sample (label -> value) to the ArchSpec it stands for.

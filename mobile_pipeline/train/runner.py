@@ -70,7 +70,13 @@ def _prepare_checkpoints(ckpt_dir: Path, spec: ArchSpec, resume: bool, progress:
     """The checkpoint to resume from, or None (then stale checkpoints of an older run are removed)."""
     last = ckpt_dir / LAST_CHECKPOINT
     if resume and last.is_file():
-        saved = torch.load(last, map_location="cpu", weights_only=False).get("hyper_parameters", {})
+        try:
+            saved = torch.load(last, map_location="cpu", weights_only=False).get("hyper_parameters", {})
+        except Exception as err:  # truncated / not a checkpoint: say which file and what to do
+            raise ValueError(
+                f"cannot resume from {last}: it is not a readable checkpoint ({type(err).__name__}: {err}); "
+                f"delete it to resume from the previous step=*.ckpt, or start without --resume"
+            ) from None
         if saved.get("arch") != spec.to_string():
             raise ValueError(
                 f"cannot resume from {last}: it was trained with arch {saved.get('arch')!r}, not "

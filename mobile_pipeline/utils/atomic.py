@@ -27,6 +27,33 @@ def _temp_sibling(path: Path, is_dir: bool = False) -> Path:
     return Path(name)
 
 
+def is_temporary(path: Path) -> bool:
+    """True for the temporaries :func:`atomic_output` makes (``.<name>.<random>.tmp[.suffix]``)."""
+    name = Path(path).name
+    return name.startswith(".") and ".tmp" in name
+
+
+def remove_temporaries(root: str | os.PathLike[str]) -> list[Path]:
+    """Delete temporaries a killed writer left under ``root`` (files and folders); returns them.
+
+    Only for folders that no other process is writing into (a resumed stage's own folder).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    stale = sorted((p for p in root.rglob(".*") if is_temporary(p)), key=lambda p: len(p.parts))
+    removed: list[Path] = []
+    for path in stale:
+        if any(parent in removed for parent in path.parents):
+            continue  # inside a temporary folder already removed
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
 def _fsync_file(path: Path) -> None:
     with open(path, "rb") as handle:
         os.fsync(handle.fileno())
