@@ -97,10 +97,15 @@ def test_server_polls_and_swaps(release):
     with TestClient(app) as client:
         first = client.get("/v1/select", params={"soc_model": "SM8650"})
         assert first.json()["release_id"] == "rel-1"
+        body = {"platform": "android", "soc_model": "SM8650"}
+        assert client.post("/v1/select", json=body).json()["release_id"] == "rel-1"
         atomic_write_text(path, text2)
         assert _wait_for(lambda: client.get("/v1/manifest").json()["release_id"] == "rel-2")
+        # Byte-identical requests after the swap: the fast path's raw-request memo must not
+        # answer from the old manifest.
         second = client.get("/v1/select", params={"soc_model": "SM8650"})
         assert second.json()["release_id"] == "rel-2"
+        assert client.post("/v1/select", json=body).json()["release_id"] == "rel-2"
         assert second.headers["etag"] != first.headers["etag"]  # caches see the new release
 
         atomic_write_text(path, _invalid(text1))

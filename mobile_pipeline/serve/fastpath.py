@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mobile_pipeline.serve.dispatch import Selection
+from mobile_pipeline.serve.errors import replay_body
 from mobile_pipeline.serve.query import etag_matches, parse_select_query
 from mobile_pipeline.tiers.device_info import DeviceInfo
 
@@ -30,12 +32,42 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
+#: Raw requests remembered per manifest, and the longest query/body worth remembering:
+#: bounds the memo to ~50 MB even when every request is distinct.
+RAW_MEMO_MAX = 50_000
+RAW_KEY_MAX_BYTES = 1024
+
+
 class SelectFastPath:
-    """ASGI middleware: answer valid ``/v1/select`` requests without routing."""
+    """ASGI middleware: answer valid ``/v1/select`` requests without routing.
+
+    Phones of one model send byte-identical requests, so the answer is also remembered by the
+    raw query string (or JSON body): a repeat skips query parsing and DeviceInfo validation,
+    which cost more than the lookup itself. The memo belongs to one manifest (dispatcher) and
+    is dropped when a reload swaps it.
+    """
 
     def __init__(self, app: ASGIApp, enabled: bool = True) -> None:
         self.app = app
         self.enabled = enabled
+        self._memo: dict[tuple[str, bytes], Selection] = {}
+        self._memo_owner: object | None = None
+
+    def _remembered(self, scope: Scope, method: str, raw: bytes, parse) -> Selection:
+        """The selection for a raw request; ``parse()`` -> DeviceInfo runs only on a miss
+        (its errors, and NoModelForPlatform, propagate: the route answers those)."""
+        dispatcher = scope["app"].state.store.current.dispatcher
+        if dispatcher is not self._memo_owner:
+            self._memo, self._memo_owner = {}, dispatcher
+        key = (method, raw)
+        selection = self._memo.get(key)
+        if selection is None:
+            selection = dispatcher.select(parse())
+            if len(raw) <= RAW_KEY_MAX_BYTES:
+                if len(self._memo) >= RAW_MEMO_MAX:
+                    self._memo.clear()
+                self._memo[key] = selection
+        return selection
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self.enabled or scope["type"] != "http" or scope["path"] != _PATH:
@@ -43,10 +75,12 @@ class SelectFastPath:
             return
         method = scope["method"]
         if method == "GET":
+            query = scope["query_string"]
             try:
                 # Same decoding as Starlette's QueryParams.
-                info = parse_select_query(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
-                answer = self._prepare(scope, info)
+                selection = self._remembered(scope, "GET", query, lambda: parse_select_query(
+                    parse_qsl(query.decode("latin-1"), keep_blank_values=True)))
+                answer = self._prepare(scope, selection)
             except Exception:  # noqa: BLE001 - the route re-does the work and answers the precise 4xx
                 await self.app(scope, receive, send)
                 return
@@ -67,28 +101,19 @@ class SelectFastPath:
                 break
         body = b"".join(chunks)
         try:
-            answer = self._prepare(scope, DeviceInfo.model_validate_json(body))
+            answer = self._prepare(scope, self._remembered(scope, "POST", body,
+                                                           lambda: DeviceInfo.model_validate_json(body)))
         except Exception:  # noqa: BLE001 - FastAPI parses again and answers the precise 4xx
             answer = None
         if answer is not None:
             await self._send(send, *answer)
             return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replay_body(body, receive), send)
 
     @staticmethod
-    def _prepare(scope: Scope, info: DeviceInfo) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-        """Status, headers and body for ``info`` (raises, sending nothing, when the route must answer)."""
+    def _prepare(scope: Scope, selection: Selection) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """Status, headers and body of ``selection``'s answer (304 when If-None-Match matches)."""
         state = scope["app"].state
-        selection = state.store.current.dispatcher.select(info)  # NoModelForPlatform -> the route's 404
         headers = [(b"etag", selection.etag.encode()),
                    (b"cache-control", f"public, max-age={state.settings.cache_max_age_s}".encode())]
         inm = _header(scope, b"if-none-match")
