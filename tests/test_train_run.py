@@ -275,8 +275,8 @@ def test_few_shot_learns_a_keyframe_pair_from_small_patches(tmp_path) -> None:
     cfg = preset_config("tiny", data={"teacher": "keyframes", "keyframes_dir": str(keys), "max_side": 96,
                                       "min_side": 16},
                         train={"arch": ARCH, "few_shot": True, "few_shot_patch_size": 16, "few_shot_batch_size": 40,
-                               "paired_steps": 80, "adversarial_steps": 0, "lr": 5e-3, "val_every": 80,
-                               "checkpoint_every": 80, "num_threads": 1})
+                               "paired_steps": 160, "adversarial_steps": 0, "lr": 5e-3, "val_every": 160,
+                               "checkpoint_every": 160, "num_threads": 1})
     build_dataset(cfg.data, tmp_path / "ds", progress=False)
     val_pairs = load_dataset(tmp_path / "ds").pairs("val")
     assert len(val_pairs) == 1  # the held-out strip of the one keyframe
