@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mobile_pipeline.utils.validation import field_messages
+
 TIER_NAMES: tuple[str, ...] = ("cpu", "gpu", "dsp", "npu")
 
 
@@ -248,14 +250,8 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
 
 
 def _format_validation_error(err: ValidationError, origin: str) -> str:
-    lines = [f"invalid release config ({origin}):"]
-    for item in err.errors():
-        field = ".".join(str(part) for part in item["loc"]) or "<root>"
-        msg = item["msg"]
-        if item["type"] == "extra_forbidden":
-            msg = "unknown key (check the spelling; see `mobile-pipeline release --help` or config.py)"
-        lines.append(f"  {field}: {msg}")
-    return "\n".join(lines)
+    lines = field_messages(err, unknown_key="unknown key (check the spelling; see `mobile-pipeline release --help` or config.py)")
+    return "\n  ".join([f"invalid release config ({origin}):", *lines])
 
 
 def build_config(raw: dict[str, Any], origin: str = "<dict>") -> ReleaseConfig:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from mobile_pipeline.utils.atomic import atomic_write_json
 from mobile_pipeline.utils.paths import device_tiers_dir
+from mobile_pipeline.utils.validation import field_messages
 
 SCHEMA_VERSION = 1
 Source = Literal["benchmark_model", "coreml_report", "app_timing", "other"]
@@ -121,16 +122,9 @@ def validate_measurement(raw: Any, origin: str) -> Measurement:
     try:
         return Measurement.model_validate(raw)
     except ValidationError as err:
-        lines = [f"{origin}: invalid measurement:"]
-        for item in err.errors():
-            field = ".".join(str(part) for part in item["loc"]) or "<root>"
-            msg = item["msg"]
-            if item["type"] == "extra_forbidden":
-                msg = "unknown key (see device_tiers/measurements/README.md for the fields)"
-            elif item["type"] == "missing":
-                msg = "required field is missing"
-            lines.append(f"  {field}: {msg}")
-        raise MeasurementError("\n".join(lines)) from None
+        lines = field_messages(err, unknown_key="unknown key (see device_tiers/measurements/README.md for the fields)",
+                               missing="required field is missing")
+        raise MeasurementError("\n  ".join([f"{origin}: invalid measurement:", *lines])) from None
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._,-]+")

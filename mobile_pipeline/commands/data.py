@@ -56,7 +56,9 @@ def _data_config(args: argparse.Namespace):
     try:
         return DataConfig.model_validate({**cfg.model_dump(), **overrides})
     except ValidationError as err:
-        details = "; ".join(f"data.{'.'.join(map(str, e['loc'])) or 'teacher'}: {e['msg']}" for e in err.errors())
+        from mobile_pipeline.utils.validation import field_messages
+
+        details = "; ".join(field_messages(err, root="teacher", prefix="data."))
         print(f"error: {details}", file=sys.stderr)
         raise SystemExit(2) from None
 

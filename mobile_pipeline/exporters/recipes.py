@@ -17,6 +17,7 @@ from typing import Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mobile_pipeline.exporters.formats import FormatError, resolve_format, resolve_precision
+from mobile_pipeline.utils.validation import field_messages
 
 
 class RecipeError(ValueError):
@@ -79,13 +80,8 @@ RECIPE_CLASSES: dict[str, type[_Recipe]] = {"onnx": OnnxRecipe, "tflite": Tflite
 
 
 def _format_error(err: ValidationError, origin: str) -> str:
-    lines = [f"invalid export recipe ({origin}):"]
-    for item in err.errors():
-        field = ".".join(str(p) for p in item["loc"]) or "<root>"
-        msg = "unknown key (check the spelling; see mobile_pipeline/exporters/recipes.py)" \
-            if item["type"] == "extra_forbidden" else item["msg"]
-        lines.append(f"  {field}: {msg}")
-    return "\n".join(lines)
+    lines = field_messages(err, unknown_key="unknown key (check the spelling; see mobile_pipeline/exporters/recipes.py)")
+    return "\n  ".join([f"invalid export recipe ({origin}):", *lines])
 
 
 def make_recipe(format: str, precision: str | None = None, overrides: dict[str, Any] | None = None,

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mobile_pipeline.manifest.schema import Manifest
 from mobile_pipeline.utils.atomic import atomic_write_json
+from mobile_pipeline.utils.validation import field_messages
 
 GROUP_NAME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]*$")  # bundletool DeviceGroupConfigValidator
 MAX_SELECTORS_PER_GROUP = 5
@@ -153,7 +154,7 @@ def validate_play_config(raw: dict[str, Any] | DeviceTierConfig) -> DeviceTierCo
         try:
             config = DeviceTierConfig.model_validate(raw)
         except ValidationError as err:
-            lines = [f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in err.errors()]
+            lines = field_messages(err)
             raise PlayConfigError("invalid device tier config:\n  " + "\n  ".join(lines)) from None
     problems = _problems(config)
     if problems:

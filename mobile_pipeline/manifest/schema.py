@@ -23,6 +23,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mobile_pipeline.utils.validation import field_messages
+
 SCHEMA_VERSION = "1.0"
 SCHEMA_MAJOR = 1
 
@@ -303,11 +305,8 @@ def load_manifest(path: str | Path) -> Manifest:
     try:
         return Manifest.model_validate_json(text)
     except ValidationError as err:
-        lines = [f"invalid manifest {path}:"]
-        for item in err.errors()[:10]:
-            field = ".".join(str(p) for p in item["loc"]) or "<root>"
-            lines.append(f"  {field}: {item['msg']}")
-        raise ManifestInvalid("\n".join(lines)) from None
+        lines = field_messages(err, limit=10)
+        raise ManifestInvalid("\n  ".join([f"invalid manifest {path}:", *lines])) from None
 
 
 class ManifestInvalid(ValueError):

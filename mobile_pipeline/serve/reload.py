@@ -26,6 +26,7 @@ from typing import Literal
 
 from mobile_pipeline.manifest.schema import Manifest, ManifestInvalid
 from mobile_pipeline.serve.dispatch import Dispatcher
+from mobile_pipeline.utils.validation import field_messages
 
 _log = logging.getLogger("mobile_pipeline.serve")
 
@@ -56,7 +57,7 @@ def _parse(path: Path, data: bytes) -> Loaded:
     try:
         manifest = Manifest.model_validate_json(data)
     except ValidationError as err:
-        fields = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in err.errors()[:5])
+        fields = "; ".join(field_messages(err, limit=5))
         raise ManifestInvalid(f"invalid manifest {path}: {fields}") from None
     return Loaded(manifest, Dispatcher(manifest), hashlib.sha256(data).hexdigest(), time.time())
 

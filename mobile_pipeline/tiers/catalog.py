@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mobile_pipeline.config import TIER_NAMES
 from mobile_pipeline.tiers.table import KNOWN_VENDORS
 from mobile_pipeline.utils.paths import device_tiers_dir
+from mobile_pipeline.utils.validation import field_messages
 
 Vendor = Literal["qualcomm", "mediatek", "samsung", "google", "apple", "hisilicon", "unisoc"]
 AcceleratorKind = Literal["npu", "dsp", "tpu", "ane", "none"]
@@ -266,7 +267,7 @@ def build_catalog(raw: object, source: str = "catalog.yaml") -> Catalog:
         try:
             entries.append(SocEntry(**item))
         except ValidationError as err:
-            details = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(entry)'}: {e['msg']}" for e in err.errors())
+            details = "; ".join(field_messages(err, root="(entry)"))
             raise CatalogError(f"{source}: entry {label!r}: {details}") from None
 
     by_vendor_model: dict[tuple[str, str], SocEntry] = {}

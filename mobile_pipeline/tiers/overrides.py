@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from mobile_pipeline.tiers.catalog import model_candidates, normalize_model, normalize_vendor
 from mobile_pipeline.utils.atomic import atomic_write_text
 from mobile_pipeline.utils.paths import device_tiers_dir
+from mobile_pipeline.utils.validation import field_messages
 
 
 class OverridesError(ValueError):
@@ -116,7 +117,7 @@ def parse_overrides(raw: object, source: str = "overrides.yaml") -> list[Overrid
         try:
             result.append(Override(**item))
         except ValidationError as err:
-            details = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors())
+            details = "; ".join(field_messages(err, root="(entry)"))
             raise OverridesError(f"{source}: entry #{index} ({item.get('soc_model', '?')}): {details}") from None
     return result
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mobile_pipeline.config import TIER_NAMES
 from mobile_pipeline.nets.spec import ACTIVATIONS, BLOCK_KINDS, FS_BRANCHES, FUSIONS, UPSAMPLE_MODES
 from mobile_pipeline.utils.paths import device_tiers_dir
+from mobile_pipeline.utils.validation import field_messages
 
 Format = Literal["onnx", "tflite", "coreml"]
 VariantPlatform = Literal["android", "ios", "any"]
@@ -266,8 +267,4 @@ def _check_ordering(table: dict[str, TierSpec], source: str) -> None:
 
 
 def _format_errors(err: ValidationError) -> str:
-    parts = []
-    for item in err.errors():
-        loc = ".".join(str(p) for p in item["loc"]) or "(tier)"
-        parts.append(f"{loc}: {item['msg']}")
-    return "; ".join(parts)
+    return "; ".join(field_messages(err, root="(tier)"))
