@@ -255,20 +255,12 @@ SEARCH_OP_SPECS = [
 
 @pytest.mark.parametrize("arch", SEARCH_OP_SPECS)
 def test_every_search_op_exports_to_full_int8(arch, photos, tmp_path):
+    from mobile_pipeline.nets.generator import trained_like
+
     cal, val = photos
-    torch.manual_seed(0)
-    generator = build_generator(arch).eval()
-    with torch.no_grad():
-        for param in generator.heads[-1].parameters():
-            param.normal_(0.0, 0.1)
-        # Trained-like BatchNorms: a fresh BN folds to no bias at all, which hides how the
-        # converter lays out the folded bias (the transposed-conv bias bug needs one).
-        for module in generator.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.normal_(0.0, 0.1)
-                module.running_mean.normal_(0.0, 0.1)
-                module.running_var.uniform_(0.5, 2.0)
+    # Trained-like weights: a fresh BN folds to no bias at all, which hides how the converter
+    # lays out the folded bias (the transposed-conv bias bug needs one).
+    generator = trained_like(build_generator(arch), seed=0)
     for fmt, prec in (("tflite", "int8-full"), ("onnx", "int8")):
         report = api.export_variant(generator, fmt, prec, tmp_path, input_hw=(SIDE, SIDE), tier="npu",
                                     calibration=cal, validation=val, stem=f"{fmt}_op")
