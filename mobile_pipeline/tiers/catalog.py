@@ -74,9 +74,16 @@ class GpuInfo(_Strict):
         return value
 
 
+#: Hexagon Tensor Processor architectures ONNX Runtime's QNN HTP backend compiles for.
+HTP_ARCHS: tuple[str, ...] = ("v68", "v69", "v73", "v75", "v79", "v81")
+
+
 class AcceleratorInfo(_Strict):
     kind: AcceleratorKind
     name: str = Field(min_length=1)
+    htp_arch: Literal["v68", "v69", "v73", "v75", "v79", "v81"] | None = Field(
+        None, description="Qualcomm only: the Hexagon Tensor Processor architecture of the SoC (what QNN's "
+                          "htp_arch option and a precompiled context binary target); None = no HTP.")
 
 
 class PerfFigures(_Strict):
