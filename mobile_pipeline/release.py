@@ -18,7 +18,7 @@ from mobile_pipeline.config import ReleaseConfig, config_hash
 from mobile_pipeline.stage_cache import Stage, StageCache, StageContext, StageResult
 from mobile_pipeline.utils.atomic import atomic_output, atomic_write_json
 
-STAGE_ORDER: tuple[str, ...] = ("data", "train", "search", "export", "bench", "manifest", "report")
+STAGE_ORDER: tuple[str, ...] = ("data", "train", "search", "tiers", "export", "bench", "manifest", "report")
 
 
 @dataclass
@@ -70,12 +70,28 @@ def _search_stage(cfg: ReleaseConfig) -> Stage:
     return Stage("search", run, deps=("data", "train"), config=config)
 
 
+def _tiers_stage(cfg: ReleaseConfig) -> Stage:
+    def run(ctx: StageContext) -> dict[str, Any]:
+        from mobile_pipeline.train.tiers import train_tiers
+
+        reference = ctx.inputs["train"] / _load_summary(ctx.inputs["train"])["checkpoint"]
+        models = train_tiers(cfg, ctx.inputs["data"] / "dataset", ctx.inputs["search"], ctx.out_dir,
+                             reference=reference, tiers=list(cfg.search.tiers), resume=ctx.resume, progress=True)
+        return {"architectures": len({m.spec.to_string() for m in models.values()}),
+                "psnr_db": {tier: m.metrics["heldout"]["psnr_db"] for tier, m in models.items()}}
+
+    config = {"tier_train": cfg.tier_train.model_dump(mode="json"), "train": cfg.train.model_dump(mode="json"),
+              "seed": cfg.seed}
+    return Stage("tiers", run, deps=("data", "train", "search"), config=config)
+
+
 def _export_stage(cfg: ReleaseConfig) -> Stage:
     def run(ctx: StageContext) -> dict[str, Any]:
         from mobile_pipeline.exporters.api import export_tier
         from mobile_pipeline.train.checkpoint import load_generator
 
         calibration, validation = _calibration_and_validation(cfg, ctx.inputs["data"] / "dataset")
+        heldout = _heldout_pairs(ctx.inputs["data"] / "dataset")
         counts: dict[str, Any] = {}
         for tier in cfg.search.tiers:
             tier_dir = ctx.out_dir / tier
@@ -84,15 +100,17 @@ def _export_stage(cfg: ReleaseConfig) -> Stage:
                 continue
             if tier_dir.exists():
                 shutil.rmtree(tier_dir)
-            generator = load_generator(ctx.inputs["search"] / f"{tier}.pt")
+            # The tier-trained model ships, never the search's supernet slice.
+            generator = load_generator(ctx.inputs["tiers"] / f"{tier}.pt")
             reports = export_tier(generator, tier, tier_dir, calibration=calibration, validation=validation,
                                   **_resolution_override(cfg))
+            _measure_quality(tier_dir, reports, heldout)
             counts[tier] = {"passed": sum(r.passed for r in reports), "rejected": sum(not r.passed for r in reports)}
             (tier_dir / "_tier_done").write_text("ok")
         return {"tiers": counts}
 
     config = cfg.export.model_dump(mode="json")
-    return Stage("export", run, deps=("data", "search"), config=config)
+    return Stage("export", run, deps=("data", "tiers"), config=config, version="2")
 
 
 def _bench_stage(cfg: ReleaseConfig) -> Stage:
@@ -131,15 +149,15 @@ def _report_stage(cfg: ReleaseConfig, release_id: str) -> Stage:
         write_report(ctx.out_dir, release_id=release_id, inputs=ctx.inputs, cfg=cfg)
         return {"report": "report.html"}
 
-    return Stage("report", run, deps=("data", "train", "search", "export", "bench", "manifest"),
-                 config={"release_id": release_id}, version="1")
+    return Stage("report", run, deps=("data", "train", "search", "tiers", "export", "bench", "manifest"),
+                 config={"release_id": release_id}, version="2")
 
 
 # ----------------------------------------------------------------------------- driver
 def build_stages(cfg: ReleaseConfig) -> list[Stage]:
     release_id = release_id_for(cfg)
-    return [_data_stage(cfg), _train_stage(cfg), _search_stage(cfg), _export_stage(cfg), _bench_stage(cfg),
-            _manifest_stage(cfg, release_id), _report_stage(cfg, release_id)]
+    return [_data_stage(cfg), _train_stage(cfg), _search_stage(cfg), _tiers_stage(cfg), _export_stage(cfg),
+            _bench_stage(cfg), _manifest_stage(cfg, release_id), _report_stage(cfg, release_id)]
 
 
 def run_release(cfg: ReleaseConfig, log=print) -> ReleaseOutcome:
@@ -170,6 +188,11 @@ def _publish(results: dict[str, StageResult], release_dir: Path, release_id: str
         # The searched architecture per tier (spec, MACs, budgets, scores), its checkpoint, the
         # Pareto plot and the search log: what `mobile-pipeline search` writes to models/.
         shutil.copytree(results["search"].out_dir, tmp / "search", ignore=shutil.ignore_patterns("_*"))
+        # The shipped (tier-trained) checkpoints and their provenance; not the training runs.
+        (tmp / "models").mkdir()
+        for path in sorted(results["tiers"].out_dir.glob("*.*")):
+            if path.is_file() and path.suffix in (".pt", ".json") and not path.name.startswith("_"):
+                shutil.copy2(path, tmp / "models" / path.name)
         bench_dir = results["bench"].out_dir
         for path in bench_dir.iterdir():
             if path.is_file() and not path.name.startswith("_"):
@@ -230,6 +253,29 @@ def _calibration_and_validation(cfg: ReleaseConfig, dataset_dir: Path):
     train = [photo for photo, _ in dataset.pairs("train")]
     val = [photo for photo, _ in dataset.pairs("val")]
     return train[: cfg.export.calibration_images], (val or train)[: cfg.export.validation_images]
+
+
+def _heldout_pairs(dataset_dir: Path) -> list:
+    """Whole held-out (photo, teacher target) pairs: what shipped quality is measured on."""
+    from mobile_pipeline.data.dataset import load_dataset
+
+    dataset = load_dataset(dataset_dir)
+    return dataset.pairs("val") or dataset.pairs("train")
+
+
+def _measure_quality(tier_dir: Path, reports: list, pairs: list) -> None:
+    """Held-out quality of every passed, runnable artifact, written into its report."""
+    from mobile_pipeline.exporters.report import report_path_for
+    from mobile_pipeline.quality.heldout import evaluate_artifact
+    for report in reports:
+        if not report.passed:
+            continue
+        artifact = tier_dir / report.artifact
+        quality = evaluate_artifact(artifact, pairs)
+        if quality is None:
+            continue
+        report.quality = quality.to_dict()
+        atomic_write_json(report_path_for(artifact), report.model_dump(mode="json"))
 
 
 def _resolution_override(cfg: ReleaseConfig) -> dict[str, Any]:

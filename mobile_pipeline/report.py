@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from mobile_pipeline.config import ReleaseConfig
+from mobile_pipeline.quality.release_view import COLUMNS as _LOOK_COLUMNS
 from mobile_pipeline.utils.atomic import atomic_write_text
 
 SAMPLE_PHOTOS = 3
@@ -42,16 +43,25 @@ def write_report(out_dir: Path, *, release_id: str, inputs: dict[str, Path], cfg
     local_p50 = _bench_rows(bench)
     tiers: list[dict[str, Any]] = []
     for tier in cfg.search.tiers:
-        search_json = _load_json(inputs["search"] / f"{tier}.json") or {}
+        # The tier-training stage's <tier>.json is the search's plus a `training` block.
+        search_json = _load_json(inputs["tiers"] / f"{tier}.json") or _load_json(inputs["search"] / f"{tier}.json") or {}
         reports = [(p, load_report(p)) for p in sorted((inputs["export"] / tier).glob(f"*{REPORT_SUFFIX}"))]
         rejected = [load_report(p) for p in sorted((inputs["export"] / tier / "rejected").glob(f"*{REPORT_SUFFIX}"))]
         grid = _sample_grid(out_dir / f"samples_{tier}.png", samples, reports)
         tiers.append({"tier": tier, "search": search_json, "reports": [r for _, r in reports], "rejected": rejected,
                       "grid": grid, "bench": local_p50})
 
+    from mobile_pipeline.quality.release_view import quality_rows, tier_grid
+
+    heldout = dataset.pairs("val") or dataset.pairs("train")
+    reference = inputs["train"] / train_summary["checkpoint"] if "checkpoint" in train_summary else None
+    names = list(cfg.search.tiers)
+    look = {"rows": quality_rows(heldout, inputs["tiers"], reference, names, {t["tier"]: t["reports"] for t in tiers}),
+            "grid": tier_grid(out_dir / "samples_tiers.png", heldout, inputs["tiers"], reference, names)}
     manifest = _load_json(inputs["manifest"] / "manifest.json") or {}
     context = {"release_id": release_id, "train": train_summary, "tiers": tiers, "figures": figures,
-               "manifest_models": len(manifest.get("models", [])), "preset": cfg.preset}
+               "manifest_models": len(manifest.get("models", [])), "preset": cfg.preset, "look": look,
+               "heldout_images": len(heldout)}
     atomic_write_text(out_dir / "report.html", _render_html(context))
     atomic_write_text(out_dir / "report.md", _render_md(context))
 
@@ -127,16 +137,24 @@ def _tier_rows(tier: dict[str, Any]) -> list[list[str]]:
     rows = []
     for report in tier["reports"] + tier["rejected"]:
         measured = tier["bench"].get(report.artifact, {})
+        quality = report.quality or {}
         rows.append([
             report.artifact, report.format, report.precision, "pass" if report.passed else "REJECTED",
             _fmt(report.parity.psnr_db, ".1f") if report.parity.runnable else "not runnable here",
             _fmt(report.parity.max_abs_err, ".4f"), f"{report.bytes / 1024:.0f} KiB",
-            _fmt(measured.get("p50_ms"), ".2f"), "; ".join(report.reasons)[:80],
+            _fmt(measured.get("p50_ms"), ".2f"), _fmt(quality.get("psnr_db"), ".2f"),
+            _fmt(quality.get("ink_recall"), ".2f"), _fmt(quality.get("texture_kept"), ".2f"),
+            "; ".join(report.reasons)[:80],
         ])
     return rows
 
 
-_COLUMNS = ["artifact", "format", "precision", "gate", "parity PSNR dB", "max abs err", "size", "p50 ms here (1 thread)", "notes"]
+_COLUMNS = ["artifact", "format", "precision", "gate", "parity PSNR dB", "max abs err", "size", "p50 ms here (1 thread)",
+            "held-out PSNR dB", "ink recall", "texture kept", "notes"]
+_LOOK_NOTE = ("Whole held-out photos against the teacher. Ink recall: share of the lines the style adds (where the "
+              "photo has none) that the model draws, within 1 px; ink precision: share of the model's added ink that is "
+              "such a line; texture kept: photo texture left where the teacher paints flat tone (1 = the photo's, ~0 "
+              "= the teacher's). Definitions: mobile_pipeline/quality/look.py.")
 
 
 def _arch_facts(tier: dict[str, Any]) -> list[tuple[str, str]]:
@@ -151,8 +169,21 @@ def _arch_facts(tier: dict[str, Any]) -> list[tuple[str, str]]:
         # Same machine, runtime and threads as the "p50 ms here" column of the tflite fp32 row below.
         ("predicted latency here (LiteRT, 1 thread)", f"{_fmt(search.get('predicted_local_ms'), '.1f')} ms"),
         ("supernet score (held-out PSNR dB)", _fmt(search.get("supernet_psnr_db"), ".2f")),
-        ("PSNR after fine-tune (dB)", _fmt(search.get("finetuned_psnr_db"), ".2f")),
+        ("shipped model's held-out PSNR (dB)", _fmt(search.get("training", {}).get("heldout", {}).get("psnr_db"), ".2f")),
+        ("trained", _training_text(search.get("training"))),
     ]
+
+
+def _training_text(training: dict[str, Any] | None) -> str:
+    if not training:
+        return "– (no tier training: a supernet slice)"
+    text = (f"{training.get('paired_steps')} paired + {training.get('adversarial_steps')} adversarial steps from "
+            f"{'its supernet weights' if training.get('init') == 'supernet' else 'scratch'}")
+    if training.get("distilled_from"):
+        text += ", distilled from the reference model"
+    if training.get("shared_with"):
+        text += f"; same architecture and weights as {', '.join(training['shared_with'])}"
+    return text
 
 
 def _render_html(ctx: dict[str, Any]) -> str:
@@ -171,6 +202,13 @@ def _render_html(ctx: dict[str, Any]) -> str:
     for key, value in ctx["train"].items():
         parts.append(f"<tr><th>{esc(str(key))}</th><td>{esc(str(value))}</td></tr>")
     parts.append("</table>")
+    look = ctx["look"]
+    parts.append(f"<h2>The look of each tier</h2><p>{esc(_LOOK_NOTE)} {ctx['heldout_images']} images.</p><table><tr>"
+                 + "".join(f"<th>{c}</th>" for c in _LOOK_COLUMNS) + "</tr>")
+    parts += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in look["rows"]]
+    parts.append("</table>")
+    if look["grid"]:
+        parts.append(f"<img src='{look['grid']}' alt='held-out photos, each tier side by side'>")
     if "pareto" in ctx["figures"]:
         parts.append(f"<h2>Architecture search</h2><img src='{ctx['figures']['pareto']}' alt='Pareto plot'>")
     if "latency" in ctx["figures"]:
@@ -192,6 +230,11 @@ def _render_html(ctx: dict[str, Any]) -> str:
 def _render_md(ctx: dict[str, Any]) -> str:
     lines = [f"# Release {ctx['release_id']}", "", f"Preset {ctx['preset']}; {ctx['manifest_models']} models in manifest.json.", ""]
     lines += ["## Stylizer", ""] + [f"- {k}: {v}" for k, v in ctx["train"].items()] + [""]
+    lines += ["## The look of each tier", "", f"{_LOOK_NOTE} {ctx['heldout_images']} images.", ""]
+    lines += ["| " + " | ".join(_LOOK_COLUMNS) + " |", "|" + "---|" * len(_LOOK_COLUMNS)]
+    lines += ["| " + " | ".join(row) + " |" for row in ctx["look"]["rows"]] + [""]
+    if ctx["look"]["grid"]:
+        lines += [f"![each tier side by side]({ctx['look']['grid']})", ""]
     for name, alt in (("pareto", "Pareto plot"), ("latency", "latency chart")):
         if name in ctx["figures"]:
             lines += [f"![{alt}]({ctx['figures'][name]})", ""]

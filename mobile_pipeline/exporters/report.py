@@ -74,6 +74,9 @@ class ArtifactReport(BaseModel):
     parity: ParityResult
     op_check: OpCheck
     export_seconds: float | None = None
+    quality: dict | None = Field(
+        None, description="Held-out quality against the teacher on whole images (quality.heldout: psnr_db, ssim, "
+                          "ink_recall, ink_precision, texture_kept, ...); None when not measured or not runnable here.")
     passed: bool
     reasons: list[str] = Field(default_factory=list, description="Why it failed; empty when passed.")
 

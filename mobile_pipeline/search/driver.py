@@ -111,6 +111,9 @@ class _Searcher:
         torch.manual_seed(self.s.seed)
         self.supernet = Supernet(self.choices, seed=self.s.seed)
         self.loss_fn = _paired_loss_fn(cfg)
+        # The train stage's model: a distillation target for the supernet (set by run_search).
+        self.reference: torch.nn.Module | None = None
+        self.reference_sha: str | None = None
 
     def log(self, event: dict[str, Any]) -> None:
         event = {"time": round(time.time(), 3), **event}
@@ -125,7 +128,7 @@ class _Searcher:
         """Train once, or load the cached bank of an identical earlier run."""
         from mobile_pipeline.search.supernet import train_supernet
 
-        key = _supernet_key(self.cfg, self.choices, dataset_dir)
+        key = _supernet_key(self.cfg, self.choices, dataset_dir, self.reference_sha)
         # The trained bank is a cache (content-addressed by config + dataset), not an output.
         path = Path(self.cfg.cache_dir) / "search" / f"supernet-{key[:16]}.pt"
         if path.is_file():
@@ -138,7 +141,8 @@ class _Searcher:
         start = time.monotonic()
         losses = train_supernet(self.supernet, self.batch, self.s.supernet_steps, lr=self.s.lr,
                                 n_random=self.s.n_random, seed=self.s.seed, progress=self.progress,
-                                loss_fn=self.loss_fn)
+                                loss_fn=self.loss_fn, reference=self.reference,
+                                weight_reference=self.s.weight_reference, weight_inplace=self.s.weight_inplace)
         self.log({"event": "supernet_trained", "steps": self.s.supernet_steps, "seconds": time.monotonic() - start,
                   "loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None})
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -267,10 +271,11 @@ def _paired_loss_fn(cfg: Any):
         return lambda pyramid, target: paired_loss(pyramid, target, cfg.train.weight_multiscale)
 
 
-def _supernet_key(cfg: Any, choices: SpaceChoices, dataset_dir: Path) -> str:
+def _supernet_key(cfg: Any, choices: SpaceChoices, dataset_dir: Path, reference_sha: str | None = None) -> str:
     manifest = Path(dataset_dir) / "manifest.json"
     payload = {"search": cfg.search.model_dump(mode="json", exclude={"tiers", "trials", "population", "sample_size",
                                                                     "finetune_steps", "resolution"}),
+               "reference": reference_sha if cfg.search.weight_reference > 0 else None,
                "train_weights": [cfg.train.weight_l1, cfg.train.weight_multiscale, cfg.train.weight_edge],
                "choices": repr(choices),
                "data": hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.is_file() else None}
@@ -321,7 +326,8 @@ def run_search(cfg: Any, dataset_dir: Path, out_dir: Path, *, tiers: list[str] |
         dataset_dir: dataset written by the data stage.
         out_dir: where ``<tier>.json``, ``<tier>.pt``, ``pareto.png``, ``search_log.jsonl`` go.
         tiers: tiers to search (default ``cfg.search.tiers``).
-        teacher_checkpoint: a trained generator; its held-out PSNR is logged as the reference
+        teacher_checkpoint: the train stage's generator: a distillation target of the supernet
+            (``search.weight_reference``); its held-out PSNR is logged as the reference
             the candidates' scores can be read against.
         progress: progress bars / per-stage lines.
         latency_model: a loaded :class:`LatencyModel` (default: the committed LUT).
@@ -354,7 +360,10 @@ def run_search(cfg: Any, dataset_dir: Path, out_dir: Path, *, tiers: list[str] |
         from mobile_pipeline.search.supernet import psnr_db
         from mobile_pipeline.train.checkpoint import load_generator
 
-        teacher = load_generator(Path(teacher_checkpoint))
+        from mobile_pipeline.utils.atomic import sha256_file
+
+        teacher = load_generator(Path(teacher_checkpoint)).requires_grad_(False)
+        searcher.reference, searcher.reference_sha = teacher, sha256_file(Path(teacher_checkpoint))
         with torch.no_grad():
             searcher.log({"event": "teacher_reference", "checkpoint": str(teacher_checkpoint),
                           "psnr_db": psnr_db(teacher(searcher.val_x), searcher.val_y)})
