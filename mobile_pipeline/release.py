@@ -144,7 +144,7 @@ def _report_stage(cfg: ReleaseConfig, release_id: str) -> Stage:
         return {"report": "report.html"}
 
     return Stage("report", run, deps=("data", "train", "search", "export", "bench", "manifest"),
-                 config={"release_id": release_id}, version="1")
+                 config={"release_id": release_id, "preset": cfg.preset, "tiers": list(cfg.search.tiers)}, version="1")
 
 
 # ----------------------------------------------------------------------------- driver

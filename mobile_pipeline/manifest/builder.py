@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from mobile_pipeline.config import ManifestConfig
 from mobile_pipeline.exporters.report import REPORT_SUFFIX, ArtifactReport, TensorSpec
 from mobile_pipeline.exporters.validate import artifact_digest
+from mobile_pipeline.manifest.errors import ManifestBuildError
 from mobile_pipeline.manifest.schema import (
     IOSpec,
     LatencyFigures,
@@ -36,7 +37,11 @@ from mobile_pipeline.manifest.schema import (
     ModelEntry,
     TierRules,
 )
+from mobile_pipeline.manifest.tier_source import rules_from_tiers
 from mobile_pipeline.utils.atomic import atomic_output, atomic_write_text, sha256_file
+
+__all__ = ["ManifestBuildError", "build_manifest", "collect_models", "check_coverage", "find_reports", "load_bench",
+           "zip_package"]
 
 _log = logging.getLogger(__name__)
 
@@ -48,10 +53,6 @@ PLATFORM_OF_FORMAT = {"tflite": "android", "coreml": "ios", "onnx": "any"}
 _COREML_MIN_IOS = {"w8": "16.0", "w6-palette": "16.0", "w4-palette": "16.0"}
 # NNAPI and the Hexagon/QNN delegates are Android 8.1+ (API 27).
 _DELEGATE_MIN_SDK = {"nnapi": 27, "hexagon": 27, "qnn": 27}
-
-
-class ManifestBuildError(ValueError):
-    """The artifacts cannot make a valid manifest; the message says which and what to do."""
 
 
 def find_reports(artifacts_dir: Path) -> list[Path]:
@@ -292,8 +293,6 @@ def build_manifest(artifacts_dir: Path, out_path: Path, *, release_id: str, cfg:
         )
     check_url_template(cfg.url_template)
     if rules is None or fallback_chains is None:
-        from mobile_pipeline.manifest.tier_source import rules_from_tiers
-
         derived_rules, derived_chains = rules_from_tiers()
         rules = rules or derived_rules
         fallback_chains = fallback_chains or derived_chains
