@@ -9,7 +9,9 @@ Three checks, each recorded in ``<artifact>.report.json`` (:class:`ArtifactRepor
   dtypes, compute dtype, that the requested weight compression is present);
 * op support: no op in the tier's ``forbidden_ops`` for the format; for ``int8_only``
   tiers no float compute op (TFLite: op codes + tensor types from the flatbuffer; ONNX:
-  compute nodes outside the QDQ pattern);
+  compute nodes outside the QDQ pattern); and the generator's architecture within the
+  tier's ``arch_constraints`` (constraints on op *attributes*, such as dilation, that no op
+  name can express: checked on the generator's ArchSpec, see :func:`check_arch`);
 * size and sha256 (of the file, or of a package folder's files in sorted order).
 
 :func:`place_artifact` then moves the staged artifact and its report either next to the
@@ -83,9 +85,25 @@ def check_parity(artifact: Path, precision: str, validation: np.ndarray, referen
                         images=len(validation), passed=psnr >= gate)
 
 
+def check_arch(spec, tier_spec) -> list[str]:
+    """Violations of ``tier_spec.arch_constraints`` by a generator's ArchSpec (empty = allowed).
+
+    A generator without an ArchSpec cannot be checked; when the tier has constraints that
+    is a violation too (the gate must not pass what it could not look at).
+    """
+    if not tier_spec.arch_constraints:
+        return []
+    if spec is None or not hasattr(spec, "to_string"):
+        fields = ", ".join(sorted(tier_spec.arch_constraints))
+        return [f"arch: tier {tier_spec.name} constrains {fields} (device_tiers/tiers.yaml arch_constraints) but the "
+                "generator has no ArchSpec to check; export a generator built from a spec"]
+    return [f"arch: {problem} (device_tiers/tiers.yaml arch_constraints)" for problem in tier_spec.allows_arch(spec)]
+
+
 def check_ops(artifact: Path, info: FormatInfo, forbidden: list[str], int8_required: bool,
-              program_problems: list[str] | None = None) -> OpCheck:
-    """Forbidden ops and float islands; ``program_problems`` adds Core ML program findings."""
+              program_problems: list[str] | None = None, arch_violations: list[str] | None = None) -> OpCheck:
+    """Forbidden ops and float islands; ``program_problems`` adds Core ML program findings,
+    ``arch_violations`` the tier's architecture constraints (:func:`check_arch`)."""
     try:
         if info.name == "onnx":
             from mobile_pipeline.exporters.torch2onnx import list_ops
@@ -99,6 +117,7 @@ def check_ops(artifact: Path, info: FormatInfo, forbidden: list[str], int8_requi
     banned = set(forbidden)
     violations = sorted({f"forbidden op {op} (delegate lacks it)" for op in ops if op in banned})
     violations += list(program_problems or [])
+    violations += list(arch_violations or [])
     if not int8_required:
         float_ops_reported = float_ops if info.name != "coreml" else []
     else:
