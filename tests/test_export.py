@@ -19,7 +19,8 @@ from mobile_pipeline.exporters.formats import FORMATS, parity_gate_db
 from mobile_pipeline.exporters.photos import bundled_photos, prepare_photos, split_photos
 from mobile_pipeline.exporters.report import load_report, report_path_for
 from mobile_pipeline.exporters.runtimes import COREML_NOT_RUNNABLE, RunnerError, load_runner
-from mobile_pipeline.exporters.validate import REJECTED_DIR, artifact_digest, check_parity, psnr_db
+from mobile_pipeline.exporters.validate import REJECTED_DIR, artifact_digest, check_parity
+from mobile_pipeline.quality.image import psnr as psnr_db
 from mobile_pipeline.nets.generator import build_generator
 
 SIDE = 32

@@ -3,7 +3,8 @@
 Three checks, each recorded in ``<artifact>.report.json`` (:class:`ArtifactReport`):
 
 * parity: the artifact is run on the validation photos with its own runtime and compared
-  with the PyTorch output: PSNR (gate by precision: fp32 60 dB, fp16 45 dB, int8 and
+  with the PyTorch output: PSNR (:func:`mobile_pipeline.quality.image.psnr`: mean over the
+  photos, capped at 100 dB; gate by precision: fp32 60 dB, fp16 45 dB, int8 and
   compressed 30 dB) and max abs error. Core ML cannot be run off macOS; there the parity is
   recorded as not runnable and the ML Program itself is checked instead (I/O shapes and
   dtypes, compute dtype, that the requested weight compression is present);
@@ -22,7 +23,6 @@ never picked up by the manifest.
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import shutil
 from pathlib import Path
@@ -34,15 +34,6 @@ from mobile_pipeline.exporters.report import ArtifactReport, OpCheck, ParityResu
 from mobile_pipeline.utils.atomic import atomic_output, atomic_write_json, sha256_file
 
 REJECTED_DIR = "rejected"
-PSNR_CAP_DB = 200.0  # identical outputs: JSON has no infinity, and 200 dB reads as "exact".
-
-
-def psnr_db(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR of two arrays in [0,1] over all their elements, capped at 200 dB."""
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    if mse <= 10 ** (-PSNR_CAP_DB / 10):
-        return PSNR_CAP_DB
-    return 10.0 * math.log10(1.0 / mse)
 
 
 def artifact_digest(path: Path) -> tuple[str, int]:
@@ -79,7 +70,9 @@ def check_parity(artifact: Path, precision: str, validation: np.ndarray, referen
     if output.shape != reference.shape or not np.all(np.isfinite(output)):
         return ParityResult(runnable=True, not_runnable_reason=f"bad output: shape {output.shape}, finite "
                             f"{bool(np.all(np.isfinite(output)))}", gate_db=gate, images=len(validation), passed=False)
-    psnr = psnr_db(output, reference)
+    from mobile_pipeline.quality.image import psnr as image_psnr
+
+    psnr = image_psnr(output, reference)
     max_err = float(np.max(np.abs(output.astype(np.float64) - reference)))
     return ParityResult(runnable=True, psnr_db=round(psnr, 3), max_abs_err=max_err, gate_db=gate,
                         images=len(validation), passed=psnr >= gate)
