@@ -26,7 +26,14 @@ from mobile_pipeline.exporters.formats import FormatInfo, resolve_format, resolv
 from mobile_pipeline.exporters.photos import bundled_photos, prepare_photos, split_photos
 from mobile_pipeline.exporters.recipes import Recipe, make_recipe
 from mobile_pipeline.exporters.report import ArtifactReport
-from mobile_pipeline.exporters.validate import build_report, check_arch, check_ops, check_parity, place_artifact
+from mobile_pipeline.exporters.validate import (
+    build_report,
+    check_arch,
+    check_ops,
+    check_parity,
+    place_artifact,
+    write_parity_reference,
+)
 from mobile_pipeline.utils.atomic import atomic_write_bytes
 
 STAGING_DIR = ".staging"
@@ -194,6 +201,9 @@ def export_variant(generator, format: str, precision: str | None, out_dir: Path,
             except Exception as err:
                 program_problems = [f"cannot read the ML Program: {type(err).__name__}: {err}"]
         parity = check_parity(staged, precision, val, reference)
+        companions = ()
+        if info.name == "coreml":  # what `export verify-coreml` checks the artifact against on a Mac
+            companions = (write_parity_reference(generator, val, staged),)
         op_check = check_ops(staged, info, forbidden, int8_required, program_problems, arch_violations)
         report = build_report(
             staged, info=info, precision=precision, parity=parity, op_check=op_check, tier=tier,
@@ -201,7 +211,7 @@ def export_variant(generator, format: str, precision: str | None, out_dir: Path,
             recipe=validated.model_dump(mode="json"), input=input_spec, output=output_spec,
             delegate_hint=delegate, export_seconds=round(seconds, 3),
         )
-        place_artifact(staged, report, out_dir)
+        place_artifact(staged, report, out_dir, companions=companions)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         try:

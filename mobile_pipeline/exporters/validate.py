@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from mobile_pipeline.exporters.formats import FormatInfo, parity_gate_db
-from mobile_pipeline.exporters.report import ArtifactReport, OpCheck, ParityResult, report_path_for
+from mobile_pipeline.exporters.report import PARITY_SUFFIX, ArtifactReport, OpCheck, ParityResult, report_path_for
 from mobile_pipeline.utils.atomic import atomic_output, atomic_write_json, sha256_file
 
 REJECTED_DIR = "rejected"
@@ -141,24 +141,68 @@ def build_report(artifact: Path, *, info: FormatInfo, precision: str, parity: Pa
     reasons += [f"op check: {v}" for v in op_check.violations]
     if size == 0:
         reasons.append("artifact is empty")
+    verified = parity.runnable and parity.passed
+    verified_reason = None
+    if not verified:
+        verified_reason = parity.not_runnable_reason or "parity below the gate"
+        if info.name == "coreml" and not parity.runnable and parity.passed:
+            verified_reason += ("; the ML Program was checked instead (ops, shapes, dtypes). To verify it, run "
+                                "`mobile-pipeline export verify-coreml <release folder>` on a Mac and "
+                                "`mobile-pipeline bench import <its measurement file>` here")
     return ArtifactReport(
         artifact=Path(artifact).name, format=info.name, precision=precision, sha256=sha, bytes=size,
-        runtime=info.runtime, parity=parity, op_check=op_check, passed=not reasons, reasons=reasons, **fields,
+        runtime=info.runtime, parity=parity, op_check=op_check, passed=not reasons, reasons=reasons,
+        verified=verified, verified_reason=verified_reason, **fields,
     )
 
 
-def place_artifact(staged: Path, report: ArtifactReport, out_dir: Path) -> Path:
+def write_parity_reference(generator, validation: np.ndarray, staged: Path) -> Path:
+    """``<artifact>.parity.npz`` beside a staged artifact: inputs and PyTorch outputs to verify it later.
+
+    Core ML cannot run off macOS, so its parity is checked on a Mac after export
+    (``mobile-pipeline export verify-coreml``) against these arrays. Inputs are stored as
+    uint8 (N,3,H,W; a quarter of the float size) and the reference is recomputed from exactly
+    those values, so the check compares like with like; outputs stay float32.
+    """
+    import torch
+
+    pixels = np.clip(np.round(np.asarray(validation, np.float32) * 255.0), 0, 255).astype(np.uint8)
+    with torch.no_grad():
+        output = generator(torch.from_numpy(pixels.astype(np.float32) / 255.0)).numpy().astype(np.float32)
+    path = Path(staged).with_name(Path(staged).name + PARITY_SUFFIX)
+    with atomic_output(path) as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, input=pixels, output=output)
+    return path
+
+
+def load_parity_reference(artifact: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(inputs N,3,H,W float32 in [0,1], reference outputs) stored beside ``artifact`` at export."""
+    path = Path(artifact).with_name(Path(artifact).name + PARITY_SUFFIX)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: the artifact was exported before parity references were "
+                                "stored; re-export it (or rerun the release) to verify it")
+    with np.load(path) as data:
+        if "input" not in data or "output" not in data:
+            raise ValueError(f"{path}: expected arrays 'input' and 'output'; re-export the artifact")
+        pixels, output = data["input"], data["output"]
+    inputs = pixels.astype(np.float32) / 255.0 if pixels.dtype == np.uint8 else pixels.astype(np.float32)
+    return inputs, output.astype(np.float32)
+
+
+def place_artifact(staged: Path, report: ArtifactReport, out_dir: Path, companions: tuple[Path, ...] = ()) -> Path:
     """Move a validated artifact into ``out_dir`` (passed) or ``out_dir/rejected`` and write its report.
 
-    The artifact is renamed into place first and its report written last (atomically), so
-    a report on disk always describes a complete artifact. A stale copy with the same name
-    on the other side (a rerun whose verdict changed) is removed.
+    The artifact (and its ``companions``, staged side files such as ``<artifact>.parity.npz``)
+    is renamed into place first and its report written last (atomically), so a report on
+    disk always describes a complete artifact. A stale copy with the same name on the other
+    side (a rerun whose verdict changed) is removed.
     """
     out_dir = Path(out_dir)
     name = Path(staged).name
     target_dir = out_dir if report.passed else out_dir / REJECTED_DIR
     other_dir = out_dir / REJECTED_DIR if report.passed else out_dir
-    for stale in (other_dir / name, report_path_for(other_dir / name)):
+    stale_names = [name, report_path_for(Path(name)).name, *(Path(c).name for c in companions)]
+    for stale in (other_dir / n for n in stale_names):
         if stale.is_dir():
             shutil.rmtree(stale)
         elif stale.exists():
@@ -172,5 +216,7 @@ def place_artifact(staged: Path, report: ArtifactReport, out_dir: Path) -> Path:
         shutil.rmtree(staged, ignore_errors=True)
     else:
         os.replace(staged, final)
+    for companion in companions:
+        os.replace(companion, target_dir / Path(companion).name)
     atomic_write_json(report_path_for(final), report.model_dump(mode="json"))
     return final
