@@ -91,15 +91,17 @@ class ParityEvidence(_Strict):
     artifact_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     runtime: str = Field(min_length=1, max_length=128, description="e.g. 'coremltools 9.0 predict, compute units ALL'.")
     host: str | None = Field(None, max_length=128, description="e.g. 'macOS 15.1 arm64 (Mac14,2)'.")
-    psnr_db: float = Field(ge=0)
-    max_abs_err: float = Field(ge=0)
+    psnr_db: float | None = Field(None, ge=0, description="None when the output could not be compared (see problem).")
+    max_abs_err: float | None = Field(None, ge=0)
     gate_db: float = Field(gt=0)
     images: int = Field(ge=1)
     passed: bool
+    problem: str | None = Field(None, max_length=500, description="Why the output could not be compared.")
 
     @model_validator(mode="after")
     def _passed_matches_gate(self) -> "ParityEvidence":
-        if self.passed != (self.psnr_db >= self.gate_db):
+        expected = self.psnr_db is not None and self.psnr_db >= self.gate_db
+        if self.passed != expected:
             raise ValueError(f"passed={self.passed} contradicts psnr_db {self.psnr_db} against gate_db {self.gate_db}")
         return self
 

@@ -47,9 +47,8 @@ def load_verifications(measurements_dir: Path | None = None) -> dict[str, Verifi
         when = m.measured_at or m.imported_at or epoch
         when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
         p = m.parity
-        relation = ">=" if p.passed else "<"
-        summary = (f"{p.runtime}{f' on {p.host}' if p.host else ''}: {p.psnr_db:.1f} dB {relation} gate "
-                   f"{p.gate_db:.0f} dB, {p.images} image(s) ({path.name})")
+        result = p.problem or f"{p.psnr_db:.1f} dB {'>=' if p.passed else '<'} gate {p.gate_db:.0f} dB"
+        summary = f"{p.runtime}{f' on {p.host}' if p.host else ''}: {result}, {p.images} image(s) ({path.name})"
         current = latest.get(p.artifact_sha256)
         if current is None or when >= current[0]:
             latest[p.artifact_sha256] = (when, Verification(p.passed, summary, path))
