@@ -185,3 +185,20 @@ def test_calibration_ignores_mac_verification_runs() -> None:
 def test_presets_choose_a_verification_policy() -> None:
     for name, coreml_required in (("tiny", False), ("demo", False), ("full", True)):
         assert preset_config(name).manifest.require_verified == {"onnx": True, "tflite": True, "coreml": coreml_required}
+
+
+def test_release_report_shows_verification_and_policy(release) -> None:
+    from mobile_pipeline.report import _tier_rows, _verification_policy
+
+    report = load_report(report_path_for(_artifact(release)))
+    policy = _verification_policy({"onnx": True, "tflite": True, "coreml": False})
+    assert "unverified coreml artifacts are shipped marked verified: false" in policy
+    assert "unverified onnx, tflite artifacts are left out" in policy
+    tier = {"reports": [report], "rejected": [], "bench": {}}
+    shipped_unverified = {"cpu-coreml-fp32": {"id": "cpu-coreml-fp32", "verified": False}}
+    [row] = _tier_rows({**tier, "shipped": shipped_unverified})
+    assert row[-2] == "UNVERIFIED, shipped" and "needs macOS" in row[-1]
+    [row] = _tier_rows({**tier, "shipped": {}})
+    assert row[-2] == "left out (unverified)"
+    [row] = _tier_rows({**tier, "shipped": {"cpu-coreml-fp32": {"verified": True, "verified_by": "coremltools"}}})
+    assert row[-2] == "verified after export"
