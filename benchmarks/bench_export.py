@@ -87,15 +87,24 @@ def _matrix(specs: list[str], side: int, root: Path, runs: int) -> list[tuple]:
         generator = _random_generator(spec)
         macs = count_macs(generator.spec, (side, side))
         folder = root / "matrix" / spec
+        int8_tier = _int8_tier_allowing(generator.spec)
         for fmt, info in FORMATS.items():
             for precision in info.precisions:
-                # int8 variants are checked as for an int8-only tier (no float islands).
-                tier = "npu" if precision in ("int8", "int8-full") else None
+                # int8 variants are checked as for an int8-only tier (no float islands) whose
+                # arch_constraints allow the spec (npu bans dilated branches, dsp bilinear resizes).
+                tier = int8_tier if precision in ("int8", "int8-full") else None
                 print(f"[matrix] {spec} {fmt} {precision} @ {side}px ...", flush=True)
                 report = api.export_variant(generator, fmt, precision, folder, input_hw=(side, side), tier=tier,
                                             stem=spec)
                 rows.append((spec, macs, report, _latency_ms(_artifact_path(folder, report), side, runs)))
     return rows
+
+
+def _int8_tier_allowing(spec) -> str | None:
+    from mobile_pipeline.tiers.table import load_tier_table
+
+    table = load_tier_table()
+    return next((name for name in ("npu", "dsp") if not table[name].allows_arch(spec)), None)
 
 
 def _whitebox_ms(side: int, root: Path, runs: int) -> tuple[float, float]:

@@ -91,7 +91,7 @@ def bench_ranking(args: argparse.Namespace) -> int:
     from mobile_pipeline.search.driver import _Searcher
     from mobile_pipeline.search.ranking import kendall_tau, spread_architectures, train_standalone
     from mobile_pipeline.search.space import SPACES
-    from mobile_pipeline.search.supernet import psnr_db
+    from mobile_pipeline.quality.image import psnr as psnr_db
     from mobile_pipeline.train.checkpoint import load_generator
 
     torch.set_num_threads(args.threads)

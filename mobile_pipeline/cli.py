@@ -2,7 +2,10 @@
 
 Thin by design: each sub-command lives in ``mobile_pipeline/commands/<name>.py`` with
 ``add_arguments(parser)`` and ``run(args) -> int``. Those modules import nothing heavy at
-module level, so ``--help`` answers in well under 2 s.
+module level, so ``--help`` answers in well under 2 s. A command module may also name
+actions with their own options (``ACTIONS = {"verify-coreml": run_verify_coreml}``, each
+taking the remaining argv): ``mobile-pipeline export verify-coreml ...`` goes there instead
+of the command's own parser.
 """
 
 from __future__ import annotations
@@ -43,7 +46,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _action(argv: list[str]):
+    """``(runner, rest)`` when argv is ``COMMAND ACTION ...`` and the command defines ACTION."""
+    if len(argv) >= 2 and argv[0] in dict(SUBCOMMANDS):
+        actions = getattr(importlib.import_module(f"mobile_pipeline.commands.{argv[0]}"), "ACTIONS", None)
+        if isinstance(actions, dict) and argv[1] in actions:
+            return actions[argv[1]], argv[2:]
+    return None, argv
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    runner, rest = _action(argv)
+    if runner is not None:
+        try:
+            return int(runner(rest) or 0)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -210,6 +210,12 @@ class ManifestConfig(_Section):
     tiers: tuple[str, ...] | None = Field(
         None, description="Tiers that must have a model (the build refuses otherwise); None = every tier in the tier table."
     )
+    require_verified: dict[Literal["onnx", "tflite", "coreml"], bool] = Field(
+        default_factory=lambda: {"onnx": True, "tflite": True, "coreml": False},
+        description="Per format: true = an artifact that was never run on its own runtime (Core ML built off macOS, "
+                    "not yet verified with `export verify-coreml` on a Mac and `bench import`) is left out of the "
+                    "manifest; false = it is included and marked verified: false with the reason. A format not "
+                    "named here is required to be verified.")
 
 
 class ReleaseConfig(_Section):
@@ -241,6 +247,8 @@ _PRESETS: dict[str, dict[str, Any]] = {
         "export": {"formats": ["onnx", "tflite", "coreml"], "calibration_images": 2, "validation_images": 2,
                    "resolution": 64},
         "bench": {"warmup": 1, "runs": 5, "threads": [1]},
+        # CI runs on Linux: Core ML cannot run there; ship it marked verified: false.
+        "manifest": {"require_verified": {"onnx": True, "tflite": True, "coreml": False}},
     },
     "demo": {
         # 5 bundled photos: hold out 2 whole images (not 1) so quality and search scores are
@@ -255,6 +263,8 @@ _PRESETS: dict[str, dict[str, Any]] = {
         "tier_train": {"paired_steps": 500, "adversarial_steps": 60},
         "export": {"calibration_images": 8, "validation_images": 4},
         "bench": {"warmup": 3, "runs": 20, "threads": [1, 2]},
+        # The demo runs anywhere: Core ML built off macOS ships marked verified: false (the report says so).
+        "manifest": {"require_verified": {"onnx": True, "tflite": True, "coreml": False}},
     },
     "full": {
         "data": {"max_side": 1024},
@@ -267,6 +277,9 @@ _PRESETS: dict[str, dict[str, Any]] = {
         "tier_train": {"paired_steps": 40000, "adversarial_steps": 20000},
         "export": {"calibration_images": 128, "validation_images": 32},
         "bench": {"warmup": 10, "runs": 200, "threads": [1, 2, 4]},
+        # A production release serves iPhones only verified Core ML: until `export verify-coreml` has run on a
+        # Mac and its measurement file is imported, iPhones get the ONNX fallback instead.
+        "manifest": {"require_verified": {"onnx": True, "tflite": True, "coreml": True}},
     },
 }
 

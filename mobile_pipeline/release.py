@@ -1,9 +1,10 @@
 """``mobile-pipeline release``: data -> train -> search -> export -> bench -> manifest -> report.
 
 Each stage is a :class:`~mobile_pipeline.stage_cache.Stage` whose key hashes the config
-sections it reads and its upstream outputs' bytes, so an unchanged rerun is all cache hits and
-a change reruns only what depends on it. The finished release is assembled in a temporary
-folder and renamed to ``export/<release-id>/`` in one step.
+sections it reads, the ``device_tiers/`` files it declares in ``reads``, the package version
+and its upstream outputs' bytes, so an unchanged rerun is all cache hits and a change reruns
+only what depends on it. :func:`plan_release` says which stages would run, and why. The
+finished release is assembled in a temporary folder and renamed to ``export/<release-id>/`` in one step.
 """
 
 from __future__ import annotations
@@ -16,9 +17,19 @@ from typing import Any
 
 from mobile_pipeline.config import ReleaseConfig, config_hash
 from mobile_pipeline.stage_cache import Stage, StageCache, StageContext, StageResult
+from mobile_pipeline.stage_plan import PlanRow
 from mobile_pipeline.utils.atomic import atomic_output, atomic_write_json
 
 STAGE_ORDER: tuple[str, ...] = ("data", "train", "search", "tiers", "export", "bench", "manifest", "report")
+
+# The device_tiers/ files each stage reads (part of its cache key). The search reads budgets
+# and constraints, the latency LUT and its calibration; export the variants and op/arch
+# constraints; the manifest the classifier's data (catalog, overrides, tier table), the
+# latency model (predicted ms) and the imported measurements (Core ML verification).
+SEARCH_READS: tuple[str, ...] = ("tiers.yaml", "latency_lut.json", "calibration.yaml")
+EXPORT_READS: tuple[str, ...] = ("tiers.yaml",)
+MANIFEST_READS: tuple[str, ...] = ("tiers.yaml", "catalog.yaml", "overrides.yaml", "latency_lut.json",
+                                   "calibration.yaml", "measurements")
 
 
 @dataclass
@@ -43,7 +54,7 @@ def _data_stage(cfg: ReleaseConfig) -> Stage:
         return _summary_of(manifest)
 
     external = tuple(p for p in (cfg.data.source, cfg.data.paired_dir, cfg.data.style_dir, cfg.data.keyframes_dir) if p)
-    return Stage("data", run, config=cfg.data.model_dump(mode="json"), external=external)
+    return Stage("data", run, config={"data": cfg.data.model_dump(mode="json")}, external=external)
 
 
 def _train_stage(cfg: ReleaseConfig) -> Stage:
@@ -67,7 +78,7 @@ def _search_stage(cfg: ReleaseConfig) -> Stage:
         return {"tiers": sorted(results)}
 
     config = {"search": cfg.search.model_dump(mode="json"), "train": cfg.train.model_dump(mode="json")}
-    return Stage("search", run, deps=("data", "train"), config=config)
+    return Stage("search", run, deps=("data", "train"), config=config, reads=SEARCH_READS)
 
 
 def _tiers_stage(cfg: ReleaseConfig) -> Stage:
@@ -109,8 +120,8 @@ def _export_stage(cfg: ReleaseConfig) -> Stage:
             (tier_dir / "_tier_done").write_text("ok")
         return {"tiers": counts}
 
-    config = cfg.export.model_dump(mode="json")
-    return Stage("export", run, deps=("data", "tiers"), config=config, version="2")
+    config = {"export": cfg.export.model_dump(mode="json")}
+    return Stage("export", run, deps=("data", "tiers"), config=config, reads=EXPORT_READS, version="2")
 
 
 def _bench_stage(cfg: ReleaseConfig) -> Stage:
@@ -123,7 +134,7 @@ def _bench_stage(cfg: ReleaseConfig) -> Stage:
 
     # Latency numbers are measurements, not functions of the inputs: cached like any other
     # stage so a rerun is instant; change bench settings (or clear the cache) to re-measure.
-    return Stage("bench", run, deps=("export",), config=cfg.bench.model_dump(mode="json"))
+    return Stage("bench", run, deps=("export",), config={"bench": cfg.bench.model_dump(mode="json")})
 
 
 def _manifest_stage(cfg: ReleaseConfig, release_id: str) -> Stage:
@@ -139,7 +150,8 @@ def _manifest_stage(cfg: ReleaseConfig, release_id: str) -> Stage:
         return {"models": len(manifest.models)}
 
     return Stage("manifest", run, deps=("export", "bench"),
-                 config={"manifest": cfg.manifest.model_dump(mode="json"), "release_id": release_id})
+                 config={"manifest": cfg.manifest.model_dump(mode="json"), "release_id": release_id},
+                 reads=MANIFEST_READS)
 
 
 def _report_stage(cfg: ReleaseConfig, release_id: str) -> Stage:
@@ -150,7 +162,7 @@ def _report_stage(cfg: ReleaseConfig, release_id: str) -> Stage:
         return {"report": "report.html"}
 
     return Stage("report", run, deps=("data", "train", "search", "tiers", "export", "bench", "manifest"),
-                 config={"release_id": release_id}, version="2")
+                 config={"release_id": release_id, "preset": cfg.preset, "tiers": list(cfg.search.tiers)}, version="2")
 
 
 # ----------------------------------------------------------------------------- driver
@@ -158,6 +170,13 @@ def build_stages(cfg: ReleaseConfig) -> list[Stage]:
     release_id = release_id_for(cfg)
     return [_data_stage(cfg), _train_stage(cfg), _search_stage(cfg), _tiers_stage(cfg), _export_stage(cfg),
             _bench_stage(cfg), _manifest_stage(cfg, release_id), _report_stage(cfg, release_id)]
+
+
+def plan_release(cfg: ReleaseConfig, stages: list[Stage] | None = None) -> list[PlanRow]:
+    """Which stages ``run_release(cfg)`` would run and why; runs nothing, writes nothing."""
+    from mobile_pipeline.stage_plan import plan
+
+    return plan(StageCache(cfg.cache_dir, log=lambda _: None), stages if stages is not None else build_stages(cfg))
 
 
 def run_release(cfg: ReleaseConfig, log=print) -> ReleaseOutcome:

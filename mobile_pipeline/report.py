@@ -41,6 +41,8 @@ def write_report(out_dir: Path, *, release_id: str, inputs: dict[str, Path], cfg
         figures.setdefault("latency", src.name)
 
     local_p50 = _bench_rows(bench)
+    manifest = _load_json(inputs["manifest"] / "manifest.json") or {}
+    shipped = {m.get("id"): m for m in manifest.get("models", [])}
     tiers: list[dict[str, Any]] = []
     for tier in cfg.search.tiers:
         # The tier-training stage's <tier>.json is the search's plus a `training` block.
@@ -49,7 +51,7 @@ def write_report(out_dir: Path, *, release_id: str, inputs: dict[str, Path], cfg
         rejected = [load_report(p) for p in sorted((inputs["export"] / tier / "rejected").glob(f"*{REPORT_SUFFIX}"))]
         grid = _sample_grid(out_dir / f"samples_{tier}.png", samples, reports)
         tiers.append({"tier": tier, "search": search_json, "reports": [r for _, r in reports], "rejected": rejected,
-                      "grid": grid, "bench": local_p50})
+                      "grid": grid, "bench": local_p50, "shipped": shipped})
 
     from mobile_pipeline.quality.release_view import quality_rows, tier_grid
 
@@ -58,10 +60,9 @@ def write_report(out_dir: Path, *, release_id: str, inputs: dict[str, Path], cfg
     names = list(cfg.search.tiers)
     look = {"rows": quality_rows(heldout, inputs["tiers"], reference, names, {t["tier"]: t["reports"] for t in tiers}),
             "grid": tier_grid(out_dir / "samples_tiers.png", heldout, inputs["tiers"], reference, names)}
-    manifest = _load_json(inputs["manifest"] / "manifest.json") or {}
     context = {"release_id": release_id, "train": train_summary, "tiers": tiers, "figures": figures,
                "manifest_models": len(manifest.get("models", [])), "preset": cfg.preset, "look": look,
-               "heldout_images": len(heldout)}
+               "heldout_images": len(heldout), "verification": _verification_policy(cfg.manifest.require_verified)}
     atomic_write_text(out_dir / "report.html", _render_html(context))
     atomic_write_text(out_dir / "report.md", _render_md(context))
 
@@ -133,24 +134,50 @@ def _fmt(value: Any, spec: str = "") -> str:
     return str(value)
 
 
+def _verification_policy(require: dict[str, bool]) -> str:
+    """One sentence: what the manifest did with artifacts that never ran on their own runtime."""
+    excluded = sorted(f for f, required in require.items() if required)
+    marked = sorted(f for f, required in require.items() if not required)
+    parts = []
+    if marked:
+        parts.append(f"unverified {', '.join(marked)} artifacts are shipped marked verified: false")
+    if excluded:
+        parts.append(f"unverified {', '.join(excluded)} artifacts are left out of the manifest")
+    return ("Verification (manifest.require_verified): " + "; ".join(parts) + ". Core ML cannot run off macOS: "
+            "verify it on a Mac with `mobile-pipeline export verify-coreml`, then `mobile-pipeline bench import`.")
+
+
+def _shipping(report: Any, shipped: dict[str, dict[str, Any]]) -> str:
+    """Verified or not, and whether the manifest ships it (rejected artifacts never ship)."""
+    if not report.passed:
+        return "–"
+    model = shipped.get(f"{report.tier}-{report.format}-{report.precision}")
+    if model is None:
+        return "left out (unverified)" if not report.verified else "not in manifest"
+    if model.get("verified", True):
+        return "verified" + (" after export" if model.get("verified_by") else "")
+    return "UNVERIFIED, shipped"
+
+
 def _tier_rows(tier: dict[str, Any]) -> list[list[str]]:
     rows = []
     for report in tier["reports"] + tier["rejected"]:
         measured = tier["bench"].get(report.artifact, {})
         quality = report.quality or {}
+        notes = list(report.reasons) or ([report.verified_reason] if report.verified_reason else [])
         rows.append([
             report.artifact, report.format, report.precision, "pass" if report.passed else "REJECTED",
             _fmt(report.parity.psnr_db, ".1f") if report.parity.runnable else "not runnable here",
             _fmt(report.parity.max_abs_err, ".4f"), f"{report.bytes / 1024:.0f} KiB",
             _fmt(measured.get("p50_ms"), ".2f"), _fmt(quality.get("psnr_db"), ".2f"),
             _fmt(quality.get("ink_recall"), ".2f"), _fmt(quality.get("texture_kept"), ".2f"),
-            "; ".join(report.reasons)[:80],
+            _shipping(report, tier.get("shipped", {})), "; ".join(notes)[:80],
         ])
     return rows
 
 
 _COLUMNS = ["artifact", "format", "precision", "gate", "parity PSNR dB", "max abs err", "size", "p50 ms here (1 thread)",
-            "held-out PSNR dB", "ink recall", "texture kept", "notes"]
+            "held-out PSNR dB", "ink recall", "texture kept", "verified / manifest", "notes"]
 _LOOK_NOTE = ("Whole held-out photos against the teacher. Ink recall: share of the lines the style adds (where the "
               "photo has none) that the model draws, within 1 px; ink precision: share of the model's added ink that is "
               "such a line; texture kept: photo texture left where the teacher paints flat tone (1 = the photo's, ~0 "
@@ -197,6 +224,7 @@ def _render_html(ctx: dict[str, Any]) -> str:
         f"<h1>Release {esc(ctx['release_id'])}</h1>",
         f"<p>Preset <b>{esc(str(ctx['preset']))}</b>; {ctx['manifest_models']} models in <code>manifest.json</code>. "
         "Serve it with <code>mobile-pipeline serve --manifest manifest.json</code>.</p>",
+        f"<p>{esc(ctx['verification'])}</p>",
         "<h2>Stylizer (training stage)</h2><table>",
     ]
     for key, value in ctx["train"].items():
@@ -228,7 +256,8 @@ def _render_html(ctx: dict[str, Any]) -> str:
 
 
 def _render_md(ctx: dict[str, Any]) -> str:
-    lines = [f"# Release {ctx['release_id']}", "", f"Preset {ctx['preset']}; {ctx['manifest_models']} models in manifest.json.", ""]
+    lines = [f"# Release {ctx['release_id']}", "", f"Preset {ctx['preset']}; {ctx['manifest_models']} models in manifest.json.", "",
+             ctx["verification"], ""]
     lines += ["## Stylizer", ""] + [f"- {k}: {v}" for k, v in ctx["train"].items()] + [""]
     lines += ["## The look of each tier", "", f"{_LOOK_NOTE} {ctx['heldout_images']} images.", ""]
     lines += ["| " + " | ".join(_LOOK_COLUMNS) + " |", "|" + "---|" * len(_LOOK_COLUMNS)]

@@ -34,7 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mobile_pipeline.bench.measurement import Measurement, load_measurements
+from mobile_pipeline.bench.measurement import NOT_A_PHONE_SOURCES, Measurement, load_measurements
 from mobile_pipeline.utils.atomic import atomic_write_text
 from mobile_pipeline.utils.paths import device_tiers_dir
 
@@ -337,6 +337,8 @@ def calibrate(measurements: list[Measurement] | None = None, *, latency_model: A
     now = now or datetime.now(timezone.utc)
     if measurements is None:
         measurements = [m for _, m in load_measurements(measurements_dir)]
+    # A Core ML parity run on a Mac is timed too, but a Mac is not a phone of any tier.
+    measurements = [m for m in measurements if m.source not in NOT_A_PHONE_SOURCES]
     if not measurements:
         raise CalibrationError("no measurements to calibrate from; import some with "
                                "`mobile-pipeline bench import FILE --soc SOC_MODEL` first")

@@ -23,7 +23,9 @@ from mobile_pipeline.utils.paths import device_tiers_dir
 from mobile_pipeline.utils.validation import field_messages
 
 SCHEMA_VERSION = 1
-Source = Literal["benchmark_model", "coreml_report", "app_timing", "other"]
+Source = Literal["benchmark_model", "coreml_report", "app_timing", "coreml_verify", "other"]
+#: Sources measured on a computer, not a phone: calibration (tier scales, device moves) skips them.
+NOT_A_PHONE_SOURCES: frozenset[str] = frozenset({"coreml_verify"})
 
 
 class MeasurementError(ValueError):
@@ -79,6 +81,31 @@ class MemoryStats(_Strict):
     peak_mb: float | None = Field(None, ge=0)
 
 
+class ParityEvidence(_Strict):
+    """The artifact run by its own runtime against the reference stored at export (``verify-coreml``).
+
+    ``artifact_sha256`` binds the evidence to exact bytes (for a ``.mlpackage`` the exporter's
+    tree hash, the report's ``sha256``): a re-exported artifact is not verified by it.
+    """
+
+    artifact_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    runtime: str = Field(min_length=1, max_length=128, description="e.g. 'coremltools 9.0 predict, compute units ALL'.")
+    host: str | None = Field(None, max_length=128, description="e.g. 'macOS 15.1 arm64 (Mac14,2)'.")
+    psnr_db: float | None = Field(None, ge=0, description="None when the output could not be compared (see problem).")
+    max_abs_err: float | None = Field(None, ge=0)
+    gate_db: float = Field(gt=0)
+    images: int = Field(ge=1)
+    passed: bool
+    problem: str | None = Field(None, max_length=500, description="Why the output could not be compared.")
+
+    @model_validator(mode="after")
+    def _passed_matches_gate(self) -> "ParityEvidence":
+        expected = self.psnr_db is not None and self.psnr_db >= self.gate_db
+        if self.passed != expected:
+            raise ValueError(f"passed={self.passed} contradicts psnr_db {self.psnr_db} against gate_db {self.gate_db}")
+        return self
+
+
 class Measurement(_Strict):
     """One artifact timed on one device. This is also the JSON import form (see the README)."""
 
@@ -100,6 +127,8 @@ class Measurement(_Strict):
     measured_at: datetime | None = None
     imported_at: datetime | None = None
     notes: str | None = None
+    parity: ParityEvidence | None = Field(None, description="Parity of the artifact on this machine's runtime "
+                                                            "(written by `export verify-coreml`); verifies it in the manifest.")
     raw: dict[str, Any] = Field(default_factory=dict, description="Everything the parser read, for audits.")
 
     @model_validator(mode="after")

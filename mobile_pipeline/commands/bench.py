@@ -163,7 +163,11 @@ def _run_import(argv: list[str]) -> int:
         m = validate_measurement(json.loads(path.read_text(encoding="utf-8")), str(path))
         print(f"imported {m.artifact} on {m.device.soc_model}: {m.latency.typical_ms:.2f} ms "
               f"({m.delegate or '?'}, {m.num_threads or '?'} threads) -> {path}")
-        if not m.arch:
+        if m.parity is not None:
+            outcome = "verifies" if m.parity.passed else "FAILED parity: leaves out"
+            print(f"  parity {m.parity.problem or f'{m.parity.psnr_db:.1f} dB'} (gate {m.parity.gate_db:.0f} dB): "
+                  f"{outcome} {m.artifact} (sha256 {m.parity.artifact_sha256[:12]}...) in the next manifest build")
+        elif not m.arch:
             print("  note: no arch recorded; calibration will skip it (use --arch or --artifact PATH)")
     return 0
 

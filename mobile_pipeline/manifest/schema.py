@@ -91,6 +91,12 @@ class ModelEntry(_Strict):
     min_os: str | None = Field(None, pattern=_VERSION_RE, description="Android API level or iOS version.")
     arch: str | None = None
     parity_psnr_db: float | None = None
+    verified: bool = Field(True, description="The artifact ran on its own runtime and matched the reference. False: "
+                                             "included unverified by the release's manifest.require_verified choice "
+                                             "(Core ML built off macOS); verified_reason says why.")
+    verified_reason: str | None = Field(None, description="Why the artifact is not verified (None when verified).")
+    verified_by: str | None = Field(None, description="Where verification happened when not at export (e.g. "
+                                                      "coremltools predict on a Mac, from an imported measurement).")
     latency: LatencyFigures = LatencyFigures()
 
     @field_validator("file")

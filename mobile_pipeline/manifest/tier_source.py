@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mobile_pipeline.manifest.errors import ManifestBuildError
 from mobile_pipeline.manifest.schema import GpuRule, SocRule, TierBounds, TierRules
 
 _PROBE_MAX = 60  # generation numbers probed (iPhone60,x is far beyond today's iPhone17)
@@ -35,8 +36,6 @@ def rules_from_tiers() -> tuple[TierRules, dict[str, tuple[str, ...]]]:
     Raises:
         ManifestBuildError: the tiers package or its data files are missing or invalid.
     """
-    from mobile_pipeline.manifest.builder import ManifestBuildError
-
     try:
         from mobile_pipeline.tiers.catalog import load_catalog
         from mobile_pipeline.tiers.classifier import tier_rules

@@ -43,7 +43,7 @@ class HeldOutQuality:
 
 def score_outputs(pairs: Sequence[Pair], outputs: Sequence[np.ndarray]) -> HeldOutQuality:
     """PSNR / SSIM / look of ``outputs`` (uint8 or [0, 1] float, H x W x 3) against the pairs' targets."""
-    from mobile_pipeline.train.metrics import psnr, ssim
+    from mobile_pipeline.quality.image import psnr, ssim
 
     if len(pairs) != len(outputs) or not pairs:
         raise ValueError(f"need one output per pair (and at least one), got {len(outputs)} for {len(pairs)}")

@@ -32,7 +32,6 @@ from mobile_pipeline.search.space import SPACES
 from mobile_pipeline.utils.atomic import atomic_output, atomic_write_json
 
 _log = logging.getLogger(__name__)
-_MACS_PROBE_SIDE = 32  # MACs are counted here and scaled by pixel count (exact for this generator)
 
 
 class TierSearchError(RuntimeError):
@@ -106,7 +105,6 @@ class _Searcher:
         self.events: list[dict[str, Any]] = []
         self.scores: dict[str, float] = {}
         self.metrics: dict[tuple[str, str], CandidateMetrics] = {}
-        self.probe_macs: dict[tuple[str, int], int] = {}
         self.candidates: dict[str, list[dict[str, Any]]] = {}
         torch.manual_seed(self.s.seed)
         self.supernet = Supernet(self.choices, seed=self.s.seed)
@@ -153,18 +151,13 @@ class _Searcher:
     def candidate_metrics(self, spec: ArchSpec, tier: str) -> CandidateMetrics:
         key = (spec.to_string(), tier)
         if key not in self.metrics:
-            from mobile_pipeline.nets.complexity import count_params, peak_activation_bytes
-            from mobile_pipeline.nets.generator import build_generator
-            from mobile_pipeline.search.budget import nni_macs
+            from mobile_pipeline.nets.complexity import count_macs, count_params, peak_activation_bytes
 
             t = self.table[tier]
             side = t.resolution
             hw = (side, side)
-            probe = _MACS_PROBE_SIDE if side % _MACS_PROBE_SIDE == 0 else side
-            probe_key = (spec.to_string(), probe)
-            if probe_key not in self.probe_macs:  # shared by every tier: NNI profiling is the slow part
-                self.probe_macs[probe_key] = nni_macs(build_generator(spec), (probe, probe))
-            macs = self.probe_macs[probe_key] * (side // probe) ** 2
+            # The project's one MAC counter; MACs, params and peak memory come from one cached run per spec.
+            macs = count_macs(spec, hw)
             ops = self.latency.ops_for(spec, hw)
             forbidden = forbidden_found(ops, t.forbidden_ops) + t.allows_arch(spec)
             self.metrics[key] = CandidateMetrics(
@@ -175,7 +168,8 @@ class _Searcher:
 
     def quality(self, spec: ArchSpec) -> float:
         """Held-out PSNR of the sub-network with inherited weights (BN re-estimated)."""
-        from mobile_pipeline.search.supernet import psnr_db, recalibrate_bn
+        from mobile_pipeline.quality.image import psnr as psnr_db
+        from mobile_pipeline.search.supernet import recalibrate_bn
 
         text = spec.to_string()
         if text not in self.scores:
@@ -227,7 +221,8 @@ class _Searcher:
     # ---------------------------------------------------------- finetune
     def finetune(self, spec: ArchSpec) -> tuple[torch.nn.Module, float]:
         """Inherited weights, BN re-estimated, then ``finetune_steps`` paired steps."""
-        from mobile_pipeline.search.supernet import psnr_db, recalibrate_bn
+        from mobile_pipeline.quality.image import psnr as psnr_db
+        from mobile_pipeline.search.supernet import recalibrate_bn
 
         model = self.supernet.extract(spec)
         recalibrate_bn(model, (self.batch(100_000 + i)[0] for i in range(self.s.bn_batches)))
@@ -357,7 +352,7 @@ def run_search(cfg: Any, dataset_dir: Path, out_dir: Path, *, tiers: list[str] |
                   "search": cfg.search.model_dump(mode="json"), "tier_scales": latency.tier_scales,
                   "scale_sources": getattr(latency, "scale_sources", {})})
     if teacher_checkpoint is not None:
-        from mobile_pipeline.search.supernet import psnr_db
+        from mobile_pipeline.quality.image import psnr as psnr_db
         from mobile_pipeline.train.checkpoint import load_generator
 
         from mobile_pipeline.utils.atomic import sha256_file

@@ -399,7 +399,3 @@ def recalibrate_bn(model: nn.Module, batches: Iterable[Tensor]) -> nn.Module:
     return model.eval()
 
 
-def psnr_db(output: Tensor, target: Tensor) -> float:
-    """Mean over images of 10 log10(1 / MSE), images in [0, 1]."""
-    mse = ((output - target) ** 2).flatten(1).mean(1).clamp_min(1e-10)
-    return float((10 * torch.log10(1.0 / mse)).mean())

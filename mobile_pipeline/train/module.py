@@ -35,7 +35,7 @@ from mobile_pipeline.train.losses import (
     generator_adversarial_loss,
     paired_loss,
 )
-from mobile_pipeline.train.metrics import psnr, ssim
+from mobile_pipeline.quality.image import psnr, ssim
 
 #: The generator learning rate decays (cosine) to this fraction of ``lr`` by the last step.
 LR_FLOOR = 0.1

@@ -133,7 +133,7 @@ def evaluate_generator(generator: torch.nn.Module, pairs: Sequence[tuple[np.ndar
     Images are padded (replicate) to the downsample factor and the output cropped back, as
     in validation.
     """
-    from mobile_pipeline.train.metrics import psnr, ssim
+    from mobile_pipeline.quality.image import psnr, ssim
     from mobile_pipeline.train.module import pad_to_multiple
 
     generator = generator.eval()
