@@ -138,24 +138,25 @@ def raw():
 
 
 def test_invalid_entries_are_named(raw):
+    i = next(n for n, item in enumerate(raw) if item["model"] == "SM8650")
     data = copy.deepcopy(raw)
-    data[0]["tier"] = "tpu"
+    data[i]["tier"] = "tpu"
     with pytest.raises(CatalogError, match="entry 'SM8650'.*tier"):
         build_catalog(data)
     data = copy.deepcopy(raw)
-    data[1]["model"] = data[0]["model"]
+    data[i + 1]["model"] = data[i]["model"]
     with pytest.raises(CatalogError, match="SM8650"):
         build_catalog(data)
     data = copy.deepcopy(raw)
-    data[0]["manufacturers"] = ["MediaTek"]
+    data[i]["manufacturers"] = ["MediaTek"]
     with pytest.raises(CatalogError, match="does not normalise to vendor"):
         build_catalog(data)
     data = copy.deepcopy(raw)
-    data[0]["accelerator"] = {"kind": "none", "name": "nothing"}
+    data[i]["accelerator"] = {"kind": "none", "name": "nothing"}
     with pytest.raises(CatalogError, match="needs an accelerator"):
         build_catalog(data)
     data = copy.deepcopy(raw)
-    data[0]["perf"] = {"source": "somewhere on the web"}
+    data[i]["perf"] = {"source": "somewhere on the web"}
     with pytest.raises(CatalogError, match="at least one figure"):
         build_catalog(data)
     with pytest.raises(CatalogError, match="list"):
