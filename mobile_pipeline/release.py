@@ -120,8 +120,14 @@ def _manifest_stage(cfg: ReleaseConfig, release_id: str) -> Stage:
         write_play_config(manifest, ctx.out_dir / "play_device_targeting.json")
         return {"models": len(manifest.models)}
 
+    from mobile_pipeline.utils.paths import device_tiers_dir
+
+    # The manifest embeds the tier rules: a catalog / family / override edit must rebuild it.
+    rules_files = tuple(device_tiers_dir() / name for name in ("catalog.yaml", "families.yaml", "overrides.yaml",
+                                                                "tiers.yaml"))
     return Stage("manifest", run, deps=("export", "bench"),
-                 config={"manifest": cfg.manifest.model_dump(mode="json"), "release_id": release_id})
+                 config={"manifest": cfg.manifest.model_dump(mode="json"), "release_id": release_id},
+                 external=rules_files)
 
 
 def _report_stage(cfg: ReleaseConfig, release_id: str) -> Stage:

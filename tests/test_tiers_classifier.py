@@ -206,6 +206,9 @@ def test_tier_rules_summary():
     assert "iPhone15,2" in moved["npu"]["ios_machine_ids"]
     assert all(m["model"] != "iPhone15,3" for body in moved.values() for m in body["soc_models"])
     assert rules["accelerator_tiers"]["hexagon"] == "dsp"
+    families = {f["id"]: f for f in rules["families"]}
+    assert families["snapdragon-8"]["steps"] == [[3, "npu"], [1, "gpu"]] and families["snapdragon-8"]["kind"] == "soc"
+    assert families["adreno-8xx"]["min_ram_bytes"] == 5 << 30 and families["iphone"]["kind"] == "ios"
     assert rules["vendor_delegates"]["npu"]["qualcomm"] == "qnn"
 
 

@@ -32,8 +32,8 @@ def _version(version: tuple[int, ...]) -> str:
 def catalog_line(entry: SocEntry, reported: str | None) -> str:
     spelled = "" if reported is None or reported.strip() == entry.model else f" (reported as {reported.strip()!r})"
     htp = f", HTP {entry.accelerator.htp_arch}" if entry.accelerator.htp_arch else ""
-    return (f"catalog: {entry.name} [{entry.vendor} {entry.model}{spelled}{htp}] -> {entry.tier}"
-            + (f" ({entry.note})" if entry.note else ""))
+    note = entry.note.split(". ")[0].rstrip(".") if entry.note else ""  # the first sentence says why
+    return f"catalog: {entry.name} [{entry.vendor} {entry.model}{spelled}{htp}] -> {entry.tier}" + (f" ({note})" if note else "")
 
 
 def override_line(override: Override, entry: SocEntry | None) -> str:
