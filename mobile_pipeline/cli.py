@@ -26,6 +26,7 @@ SUBCOMMANDS: tuple[tuple[str, str], ...] = (
     ("bench", "benchmark artifacts on local runtimes; import on-device results"),
     ("manifest", "build the tier-selection manifest and the Play device-targeting config"),
     ("serve", "serve the manifest: device info in, model and fallbacks out"),
+    ("tiers", "explain which tier a device gets, the rules that decided it, and its fallbacks"),
     ("release", "run the whole pipeline with a stage cache (demo preset by default)"),
     ("stylize", "stylize an image, folder or video with any artifact or checkpoint"),
 )

@@ -28,8 +28,8 @@ STAGE_ORDER: tuple[str, ...] = ("data", "train", "search", "tiers", "export", "b
 # latency model (predicted ms) and the imported measurements (Core ML verification).
 SEARCH_READS: tuple[str, ...] = ("tiers.yaml", "latency_lut.json", "calibration.yaml")
 EXPORT_READS: tuple[str, ...] = ("tiers.yaml",)
-MANIFEST_READS: tuple[str, ...] = ("tiers.yaml", "catalog.yaml", "overrides.yaml", "latency_lut.json",
-                                   "calibration.yaml", "measurements")
+MANIFEST_READS: tuple[str, ...] = ("tiers.yaml", "catalog.yaml", "families.yaml", "overrides.yaml",
+                                   "latency_lut.json", "calibration.yaml", "measurements")
 
 
 @dataclass
