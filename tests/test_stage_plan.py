@@ -85,11 +85,12 @@ def test_editing_tiers_yaml_reruns_search_and_everything_after(tmp_path: Path, t
     assert rows["data"][0] == rows["train"][0] == "cached"
     assert rows["search"] == ("will run", "device_tiers/tiers.yaml changed")
     assert rows["export"][0] == "will run" and "device_tiers/tiers.yaml changed" in rows["export"][1]
-    assert "depends on search output" in rows["export"][1]
+    assert rows["tiers"] == ("may rerun", "depends on search output")
+    assert "depends on tiers output" in rows["export"][1]
     assert rows["bench"] == ("may rerun", "depends on export output")
     assert rows["report"][0] == "may rerun"
     calls, _ = run_all(tmp_path / "cache", tiers_dir)
-    assert calls == ["search", "export", "bench", "manifest", "report"]
+    assert calls == ["search", "tiers", "export", "bench", "manifest", "report"]
 
 
 def test_editing_catalog_reruns_only_manifest_and_report(tmp_path: Path, tiers_dir: Path) -> None:
