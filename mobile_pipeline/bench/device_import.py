@@ -373,4 +373,4 @@ def import_aihub(path: Path, *, models: list[str] | None = None, device: str | N
     for m in result.measurements:
         by_model.setdefault(m.reference_model or m.artifact, []).append(m)
     stored = [store_measurement_set(group, name, out_root, now=now) for name, group in sorted(by_model.items())]
-    return stored, result.skipped
+    return stored, list(dict.fromkeys(result.skipped))  # one note per reason, not per precision

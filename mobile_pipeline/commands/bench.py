@@ -12,7 +12,8 @@
       store Qualcomm AI Hub on-device profiles under device_tiers/measurements/aihub/.
   mobile-pipeline bench calibrate [--dry-run] [--margin 0.1]
       refit per-tier latency scales (device_tiers/calibration.yaml) and move devices that miss
-      or beat their frame budget (device_tiers/overrides.yaml).
+      or beat their frame budget (device_tiers/overrides.yaml); refit the per-phone latency
+      models on imported AI Hub profiles (device_tiers/device_latency.json).
   mobile-pipeline bench adb ARTIFACT.tflite --binary PATH/benchmark_model [--serial S] [--threads N] [--use-gpu]
       run on an attached Android phone and import the result (skipped when adb sees no device).
 
