@@ -62,7 +62,8 @@ def write_report(out_dir: Path, *, release_id: str, inputs: dict[str, Path], cfg
             "grid": tier_grid(out_dir / "samples_tiers.png", heldout, inputs["tiers"], reference, names)}
     context = {"release_id": release_id, "train": train_summary, "tiers": tiers, "figures": figures,
                "manifest_models": len(manifest.get("models", [])), "preset": cfg.preset, "look": look,
-               "heldout_images": len(heldout), "verification": _verification_policy(cfg.manifest.require_verified)}
+               "heldout_images": len(heldout), "verification": _verification_policy(cfg.manifest.require_verified),
+               "phones": device_latency_section(tiers)}
     atomic_write_text(out_dir / "report.html", _render_html(context))
     atomic_write_text(out_dir / "report.md", _render_md(context))
 
@@ -192,7 +193,9 @@ def _arch_facts(tier: dict[str, Any]) -> list[tuple[str, str]]:
         ("architecture", str(search.get("arch", search.get("spec", "–")))),
         ("MACs", f"{search['macs'] / 1e6:.1f} M" if "macs" in search else "–"),
         ("params", f"{search['params'] / 1e3:.1f} k" if "params" in search else "–"),
-        ("predicted latency on the tier's reference device", f"{predicted_here:.1f} ms" if isinstance(predicted_here, (int, float)) else "–"),
+        ("predicted latency on the tier's reference device",
+         (f"{predicted_here:.1f} ms" if isinstance(predicted_here, (int, float)) else "–")
+         + (f" ({tier['latency_source']})" if tier.get("latency_source") else "")),
         # Same machine, runtime and threads as the "p50 ms here" column of the tflite fp32 row below.
         ("predicted latency here (LiteRT, 1 thread)", f"{_fmt(search.get('predicted_local_ms'), '.1f')} ms"),
         ("supernet score (held-out PSNR dB)", _fmt(search.get("supernet_psnr_db"), ".2f")),
@@ -241,6 +244,7 @@ def _render_html(ctx: dict[str, Any]) -> str:
         parts.append(f"<h2>Architecture search</h2><img src='{ctx['figures']['pareto']}' alt='Pareto plot'>")
     if "latency" in ctx["figures"]:
         parts.append(f"<h2>Latency on this machine</h2><img src='{ctx['figures']['latency']}' alt='latency chart'>")
+    parts += ctx.get("phones", {}).get("html", [])
     for tier in ctx["tiers"]:
         parts.append(f"<h2>Tier {esc(tier['tier'])}</h2><table>")
         parts += [f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in _arch_facts(tier)]
@@ -267,6 +271,7 @@ def _render_md(ctx: dict[str, Any]) -> str:
     for name, alt in (("pareto", "Pareto plot"), ("latency", "latency chart")):
         if name in ctx["figures"]:
             lines += [f"![{alt}]({ctx['figures'][name]})", ""]
+    lines += ctx.get("phones", {}).get("md", [])
     for tier in ctx["tiers"]:
         lines += [f"## Tier {tier['tier']}", ""] + [f"- {k}: {v}" for k, v in _arch_facts(tier)] + [""]
         lines += ["| " + " | ".join(_COLUMNS) + " |", "|" + "---|" * len(_COLUMNS)]
@@ -313,3 +318,66 @@ def _load_json(path: Path | None) -> dict[str, Any] | None:
     if path is None or not Path(path).is_file():
         return None
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+# ---------------------------------------------------------------- measured phones
+def device_latency_section(tiers: list[dict[str, Any]], latency_model: Any = None,
+                           tier_table: dict[str, Any] | None = None) -> dict[str, list[str]]:
+    """Each tier's model predicted on the measured phones, with the fit's error, beside the frame budget.
+
+    Also sets ``tier["latency_source"]`` (where the tier's own predicted latency comes from:
+    fitted to a measured phone, calibrated, or ``uncalibrated (datasheet)``). Returns the
+    section as ``{"md": lines, "html": parts}``; empty when there is no latency model.
+    """
+    import logging
+
+    try:
+        if tier_table is None:
+            from mobile_pipeline.tiers.table import load_tier_table
+
+            tier_table = load_tier_table()
+        if latency_model is None:
+            from mobile_pipeline.search.latency import LatencyModel
+
+            latency_model = LatencyModel.load(tiers=tier_table)
+    except Exception as err:  # the report must not fail for want of a latency model
+        logging.getLogger(__name__).warning("report: no device latency section (%s: %s)", type(err).__name__, err)
+        return {"md": [], "html": []}
+    esc = html.escape
+    title = "Predicted latency on measured phones"
+    intro = ("Each tier's model on the phones Qualcomm AI Hub measured, from per-phone models fitted on published "
+             "networks (±: the fit's leave-one-model-out MAPE). * marks the phone the tier's search optimised for.")
+    md = [f"## {title}", "", intro, ""]
+    out = [f"<h2>{title}</h2><p>{esc(intro)}</p>"]
+    columns = ["phone", "SoC", "phone's tier", "runtime", "predicted ms", "± LOO MAPE", "Spearman", "fits the frame"]
+    for tier in tiers:
+        name, search = tier["tier"], tier.get("search") or {}
+        tier["latency_source"] = latency_model.scale_sources.get(name)
+        if name not in tier_table or not search.get("arch"):
+            continue
+        spec = tier_table[name]
+        frame_ms = 1000.0 / float(spec.target_fps)
+        side = int(search.get("resolution") or spec.resolution)
+        rows = latency_model.phone_predictions(search["arch"], name, spec, (side, side))
+        head = (f"Tier {name}: frame budget {frame_ms:.1f} ms ({spec.target_fps:g} fps), model budget "
+                f"{spec.budgets.latency_ms:g} ms, {side} px. Search latency: {tier['latency_source'] or 'none'}")
+        note = ""
+        if rows and rows[0]["tier_unit"] != "NPU":
+            note = (f"This tier runs on the {rows[0]['tier_unit']}; AI Hub measured these phones' NPU, so the figures "
+                    "below only bound what the tier's phones could do.")
+        table = [[("* " if r["stands_for_tier"] else "") + r["device"], r["soc_model"], str(r["phone_tier"] or "?"),
+                  f"{r['runtime']} {r['precision']}", f"{r['predicted_ms']:.2f}", f"{r['loo_mape_pct']:.0f}%",
+                  f"{r['loo_spearman']:.2f}", "yes" if r["predicted_ms"] * (1 + r["loo_mape_pct"] / 100) <= frame_ms
+                  else ("maybe" if r["predicted_ms"] <= frame_ms else "no")] for r in rows]
+        md += [f"### {head}", ""] + ([note, ""] if note else [])
+        out.append(f"<h3>{esc(head)}</h3>" + (f"<p>{esc(note)}</p>" if note else ""))
+        if not table:
+            md += ["No measured phone for this tier's runtime and precision.", ""]
+            out.append("<p>No measured phone for this tier's runtime and precision.</p>")
+            continue
+        md += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        md += ["| " + " | ".join(row) + " |" for row in table] + [""]
+        out.append("<table><tr>" + "".join(f"<th>{c}</th>" for c in columns) + "</tr>"
+                   + "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in table)
+                   + "</table>")
+    return {"md": md, "html": out}

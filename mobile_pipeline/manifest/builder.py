@@ -157,25 +157,26 @@ def _measured(bench: dict[str, dict[str, Any]], file: str, sha256: str) -> dict[
 
 
 class _Predictor:
-    """Predicted latency on the tier's reference device; None when no latency model is available."""
+    """Predicted latency on the tier's reference device and its source; (None, None) without a latency model."""
 
     def __init__(self) -> None:
         self._model: Any = None
         self._failed = False
 
-    def __call__(self, arch: str | None, tier: str, input_hw: tuple[int, int]) -> float | None:
+    def __call__(self, arch: str | None, tier: str, input_hw: tuple[int, int]) -> tuple[float | None, str | None]:
         if arch is None or self._failed:
-            return None
+            return None, None
         try:
             if self._model is None:
                 from mobile_pipeline.search.latency import LatencyModel
 
                 self._model = LatencyModel.load()
-            return round(float(self._model.predict_ms(arch, tier, input_hw)), 3)
+            ms = round(float(self._model.predict_ms(arch, tier, input_hw)), 3)
+            return ms, self._model.scale_sources.get(tier)
         except Exception as err:  # the latency model is optional here: log and leave the figure empty
             _log.warning("manifest: no predicted latency (%s: %s)", type(err).__name__, err)
             self._failed = True
-            return None
+            return None, None
 
 
 def _input_hw(spec: IOSpec) -> tuple[int, int]:
@@ -253,8 +254,9 @@ def collect_models(artifacts_dir: Path, release_id: str, cfg: ManifestConfig,
         elif platform == "ios":
             min_os = _version_max(cfg.min_ios, _COREML_MIN_IOS.get(report.precision, cfg.min_ios))
         io_in = _io(report.input)
+        predicted_ms, predicted_source = predict(report.arch, report.tier, _input_hw(io_in))
         latency = LatencyFigures(
-            predicted_ms=predict(report.arch, report.tier, _input_hw(io_in)),
+            predicted_ms=predicted_ms, predicted_source=predicted_source,
             **_measured(bench or {}, file, digest),
         )
         entries.append(ModelEntry(

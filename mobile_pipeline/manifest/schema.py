@@ -65,6 +65,9 @@ class LatencyFigures(_Strict):
     """Predicted (latency model, tier reference device) and measured (bench.json) latency."""
 
     predicted_ms: float | None = Field(None, ge=0)
+    predicted_source: str | None = Field(
+        None, description="Where predicted_ms comes from: 'fitted to measured phones: <phone> ...', "
+                          "'calibrated (own measurements): ...' or 'uncalibrated (datasheet): ...'.")
     measured_p50_ms: float | None = Field(None, ge=0)
     measured_p90_ms: float | None = Field(None, ge=0)
     measured_on: str | None = Field(None, description="Where the measurement ran (runtime, threads, device).")

@@ -396,6 +396,7 @@ def run_search(cfg: Any, dataset_dir: Path, out_dir: Path, *, tiers: list[str] |
             "predicted_latency_ms": predicted,
             "predicted_local_ms": latency.predict_local_ms(spec, (table[tier].resolution,) * 2),
             "budgets": table[tier].budgets.model_dump(), "within_budget": True,
+            "latency_source": latency.scale_sources.get(tier),
             "supernet_psnr_db": best["psnr_db"], "finetuned_psnr_db": tuned_psnr,
             "finetune_steps": cfg.search.finetune_steps, "fine_tuned": fine_tuned, "checkpoint": checkpoint.name,
             "search": {"trials": len(cands), "within_budget": len(inside), "seed": cfg.search.seed,
