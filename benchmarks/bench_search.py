@@ -88,10 +88,9 @@ def bench_ranking(args: argparse.Namespace) -> int:
     from mobile_pipeline.config import preset_config
     from mobile_pipeline.data.dataset import build_dataset
     from mobile_pipeline.nets.complexity import count_macs
-    from mobile_pipeline.search.driver import _Searcher
+    from mobile_pipeline.search.driver import _Searcher, heldout_psnr
     from mobile_pipeline.search.ranking import kendall_tau, spread_architectures, train_standalone
     from mobile_pipeline.search.space import SPACES
-    from mobile_pipeline.quality.image import psnr as psnr_db
     from mobile_pipeline.train.checkpoint import load_generator
 
     torch.set_num_threads(args.threads)
@@ -135,15 +134,15 @@ def bench_ranking(args: argparse.Namespace) -> int:
         model = train_standalone(spec, searcher.batch, args.standalone_steps, loss_fn=searcher.loss_fn,
                                  lr=cfg.search.lr, seed=cfg.search.seed)
         standalone_s += time.perf_counter() - start
-        with torch.no_grad():
-            standalone.append(psnr_db(model(searcher.val_x), searcher.val_y))
+        standalone.append(heldout_psnr(model, searcher.val_pairs))
 
     from scipy.stats import spearmanr
 
     print(f"\nranking, preset {args.preset}: {len(archs)} architectures spread over the '{cfg.search.space}' grid; "
           f"stand-alone {args.standalone_steps} steps each ({standalone_s:.0f} s in all); supernet "
-          f"{cfg.search.supernet_steps} sandwich steps; held-out PSNR dB on {len(searcher.val_x)} crops of "
-          f"{searcher.val_x.shape[-1]} px; {args.threads} threads")
+          f"{cfg.search.supernet_steps} sandwich steps; held-out PSNR dB on {len(searcher.val_pairs)} images "
+          f"({'whole' if cfg.search.eval_size is None else f'{cfg.search.eval_size} px center crops'}); "
+          f"{args.threads} threads")
     header = f"{'architecture':76} {'GMACs@' + str(side):>10} {'alone':>7}" + "".join(f" {n[:14]:>14}" for n, *_ in modes)
     print(header)
     order = sorted(range(len(archs)), key=lambda i: count_macs(archs[i], (32, 32)))

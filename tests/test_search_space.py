@@ -112,6 +112,17 @@ def test_forbidden_ops_found_from_traced_ops():
     assert "tflite:LOGISTIC" in forbidden_found(ops, {"tflite": ["LOGISTIC"]})  # STA's sigmoid gate
 
 
+def test_every_tier_budget_binds_inside_the_default_grid():
+    """The demo's grid reaches past every tier's MAC budget, so no two tiers are bounded by
+    the grid's edge alone (three tiers got one architecture when it stopped at 0.43 GMACs)."""
+    table = load_tier_table()
+    big, small = largest_spec(SpaceChoices()), smallest_spec(SpaceChoices())
+    for name, tier in table.items():
+        side = (tier.resolution, tier.resolution)
+        assert count_macs(big, side) > tier.budgets.macs, name
+        assert count_macs(small, side) <= tier.budgets.macs, name
+
+
 def test_every_tier_budget_binds_inside_the_wide_grid():
     """On the full preset's grid the tier budgets, not the grid's edge, decide a winner's size:
     the largest network exceeds every tier's MAC budget and the smallest meets it."""

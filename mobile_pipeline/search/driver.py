@@ -63,8 +63,9 @@ def build_default_lut(progress: bool = True, max_seconds: float | None = None, s
 
 
 # ------------------------------------------------------------------ data
-def _dataset_tensors(dataset_dir: Path, cfg: Any) -> tuple[Any, torch.Tensor, torch.Tensor]:
-    """Patch sampler over the training pairs and held-out center crops (photos, targets)."""
+def _dataset_tensors(dataset_dir: Path, cfg: Any) -> tuple[Any, list[tuple[torch.Tensor, torch.Tensor]]]:
+    """Patch sampler over the training pairs, and the held-out (photo, target) tensors
+    candidates are scored on: whole images (``search.eval_size`` None) or center crops."""
     from mobile_pipeline.data.dataset import load_dataset
     from mobile_pipeline.data.sampler import PatchSampler
 
@@ -75,20 +76,30 @@ def _dataset_tensors(dataset_dir: Path, cfg: Any) -> tuple[Any, torch.Tensor, to
         raise TierSearchError(f"dataset {dataset_dir} has no training pairs; rebuild it with `mobile-pipeline data`")
     s = cfg.search
     sampler = PatchSampler(train, patch_size=s.patch_size, seed=s.seed)
-    side = min(s.eval_size, *(min(p.shape[0], p.shape[1]) for p, _ in val[: s.eval_images]))
-    side -= side % 8
-    if side < 8:
-        raise TierSearchError(f"held-out images of {dataset_dir} are too small to score candidates (< 8 px)")
-    photos, targets = [], []
-    for photo, target in val[: s.eval_images]:
-        top, left = (photo.shape[0] - side) // 2, (photo.shape[1] - side) // 2
-        photos.append(photo[top:top + side, left:left + side])
-        targets.append(target[top:top + side, left:left + side])
+    chosen = val[: s.eval_images]
+    if s.eval_size is not None:
+        side = min(s.eval_size, *(min(p.shape[0], p.shape[1]) for p, _ in chosen))
+        side -= side % 8
+        if side < 8:
+            raise TierSearchError(f"held-out images of {dataset_dir} are too small to score candidates (< 8 px)")
+        crops = []
+        for photo, target in chosen:
+            top, left = (photo.shape[0] - side) // 2, (photo.shape[1] - side) // 2
+            crops.append((photo[top:top + side, left:left + side], target[top:top + side, left:left + side]))
+        chosen = crops
 
-    def to_tensor(images: list[np.ndarray]) -> torch.Tensor:
-        return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div(255.0)
+    def to_tensor(image: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div(255.0)
 
-    return sampler, to_tensor(photos), to_tensor(targets)
+    return sampler, [(to_tensor(photo), to_tensor(target)) for photo, target in chosen]
+
+
+def heldout_psnr(model: torch.nn.Module, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    """Mean PSNR (dB) of ``model`` over held-out (photo, target) tensors, each image once."""
+    from mobile_pipeline.quality.image import psnr
+
+    with torch.no_grad():
+        return float(np.mean([psnr(model(x), y) for x, y in pairs]))
 
 
 # ------------------------------------------------------------------ the searcher
@@ -101,7 +112,7 @@ class _Searcher:
         self.cfg, self.s, self.out_dir, self.table = cfg, cfg.search, out_dir, table
         self.latency, self.progress = latency, progress
         self.choices = SPACES[self.s.space]
-        self.sampler, self.val_x, self.val_y = _dataset_tensors(dataset_dir, cfg)
+        self.sampler, self.val_pairs = _dataset_tensors(dataset_dir, cfg)
         self.events: list[dict[str, Any]] = []
         self.scores: dict[str, float] = {}
         self.metrics: dict[tuple[str, str], CandidateMetrics] = {}
@@ -168,15 +179,13 @@ class _Searcher:
 
     def quality(self, spec: ArchSpec) -> float:
         """Held-out PSNR of the sub-network with inherited weights (BN re-estimated)."""
-        from mobile_pipeline.quality.image import psnr as psnr_db
         from mobile_pipeline.search.supernet import recalibrate_bn
 
         text = spec.to_string()
         if text not in self.scores:
             model = self.supernet.extract(spec)
             recalibrate_bn(model, (self.batch(100_000 + i)[0] for i in range(self.s.bn_batches)))
-            with torch.no_grad():
-                self.scores[text] = psnr_db(model(self.val_x), self.val_y)
+            self.scores[text] = heldout_psnr(model, self.val_pairs)
         return self.scores[text]
 
     def evaluate(self, tier: str, spec: ArchSpec) -> float:
@@ -221,7 +230,6 @@ class _Searcher:
     # ---------------------------------------------------------- finetune
     def finetune(self, spec: ArchSpec) -> tuple[torch.nn.Module, float]:
         """Inherited weights, BN re-estimated, then ``finetune_steps`` paired steps."""
-        from mobile_pipeline.quality.image import psnr as psnr_db
         from mobile_pipeline.search.supernet import recalibrate_bn
 
         model = self.supernet.extract(spec)
@@ -237,7 +245,7 @@ class _Searcher:
                 optimizer.step()
         model.eval()
         with torch.no_grad():
-            return model, psnr_db(model(self.val_x), self.val_y)
+            return model, heldout_psnr(model, self.val_pairs)
 
     def finetune_or_keep(self, spec: ArchSpec, inherited_psnr: float) -> tuple[torch.nn.Module, float, bool]:
         """Fine-tune; keep the inherited weights instead if a (too) short fine-tune made the
@@ -352,16 +360,14 @@ def run_search(cfg: Any, dataset_dir: Path, out_dir: Path, *, tiers: list[str] |
                   "search": cfg.search.model_dump(mode="json"), "tier_scales": latency.tier_scales,
                   "scale_sources": getattr(latency, "scale_sources", {})})
     if teacher_checkpoint is not None:
-        from mobile_pipeline.quality.image import psnr as psnr_db
         from mobile_pipeline.train.checkpoint import load_generator
-
         from mobile_pipeline.utils.atomic import sha256_file
 
         teacher = load_generator(Path(teacher_checkpoint)).requires_grad_(False)
         searcher.reference, searcher.reference_sha = teacher, sha256_file(Path(teacher_checkpoint))
         with torch.no_grad():
             searcher.log({"event": "teacher_reference", "checkpoint": str(teacher_checkpoint),
-                          "psnr_db": psnr_db(teacher(searcher.val_x), searcher.val_y)})
+                          "psnr_db": heldout_psnr(teacher, searcher.val_pairs)})
     say(f"[search] supernet: {cfg.search.supernet_steps} sandwich steps over {searcher.choices.size():,} architectures")
     searcher.train_supernet(Path(dataset_dir))
     results: dict[str, TierResult] = {}

@@ -52,6 +52,23 @@ def arch_id(spec: ArchSpec) -> str:
     return hashlib.sha256(spec.to_string().encode()).hexdigest()[:12]
 
 
+def spec_from_arch_file(path: Path) -> ArchSpec:
+    """The architecture of a tier JSON (``search/<tier>.json``, ``models/<preset>/<tier>.json``)."""
+    from mobile_pipeline.nets.spec import SpecError
+
+    if not Path(path).is_file():
+        raise SpecError(f"arch: {path} is not a file; pass a tier JSON such as models/demo/npu.json")
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise SpecError(f"arch: {path} is not valid JSON ({err})") from None
+    if isinstance(document, dict) and isinstance(document.get("spec"), dict):
+        return ArchSpec.from_dict(document["spec"])
+    if isinstance(document, dict) and isinstance(document.get("arch"), str):
+        return ArchSpec.from_string(document["arch"])
+    raise SpecError(f"arch: {path} has neither a 'spec' object nor an 'arch' string (a search result has both)")
+
+
 def tier_train_config(cfg: Any, spec: ArchSpec) -> Any:
     """``cfg.train`` with the tier-training steps and learning rate, for ``spec``."""
     t = cfg.tier_train
