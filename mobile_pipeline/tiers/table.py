@@ -287,7 +287,10 @@ def _with_htp_constraints(spec: TierSpec, body: dict[str, Any], base_dir: Path) 
                                      if v.format == "onnx" and v.precision in ("int8", "w8a16")))
     if not archs or not precisions:
         return spec
+    # Next to the tiers.yaml being read, else the project's device_tiers/ (a copied table).
     path = base_dir / spec.htp_op_support
+    if not path.is_file():
+        path = device_tiers_dir() / spec.htp_op_support
     found = htp_constraints(load_htp_op_support(path), archs, precisions, source=spec.htp_op_support)
     merged = {field: list(values) for field, values in spec.arch_constraints.items()}
     for field, values in found.arch_constraints.items():
