@@ -228,6 +228,8 @@ def compile_htp(model: Path, htp_arch: str, context_path: Path | None = None) ->
     total, supported = summary.get("total_onnx_nodes"), summary.get("supported_nodes")
     outcome = CompileOutcome(htp_arch=htp_arch, ok=error is None and not unsupported, seconds=seconds,
                              nodes_total=total, nodes_on_htp=supported, unsupported=unsupported, error=error)
+    if not outcome.ok and context_path is not None:
+        Path(context_path).unlink(missing_ok=True)  # a context of the supported part only: never ship it
     if outcome.ok and context_path is not None:
         if not Path(context_path).is_file():
             outcome.ok, outcome.error = False, f"the provider wrote no EPContext model at {context_path}"

@@ -96,11 +96,7 @@ def precompile_tier(generator, tier: str, out_dir: Path, reports: list[ArtifactR
 
     Returns the reports of the precompiled models (passed and rejected), [] when skipped.
     """
-    import torch
-
-    from mobile_pipeline.exporters.photos import prepare_photos
     from mobile_pipeline.exporters.qnn import qnn_unavailable_reason
-    from mobile_pipeline.exporters.runtimes import OnnxRunner
 
     out_dir = Path(out_dir)
     plan = qnn_plan(tier)
@@ -117,6 +113,11 @@ def precompile_tier(generator, tier: str, out_dir: Path, reports: list[ArtifactR
             print(f"[export {tier}] {unavailable}", flush=True)
         write_summary(out_dir, "skipped", unavailable, archs=list(plan.archs))
         return []
+    import torch
+
+    from mobile_pipeline.exporters.photos import prepare_photos
+    from mobile_pipeline.exporters.runtimes import OnnxRunner
+
     val = prepare_photos(validation, input_hw)
     with torch.no_grad():
         reference = generator.eval()(torch.from_numpy(val)).numpy().astype(np.float32)
@@ -221,7 +222,7 @@ def _reject_uncompiled(name: str, source: ArtifactReport, outcome: CompileOutcom
         parity=ParityResult(runnable=False, not_runnable_reason="not compiled", gate_db=parity_gate_db(source.precision),
                             passed=False),
         op_check=OpCheck(ops=sorted({n.op_type for n in outcome.unsupported}), violations=[reason], passed=False),
-        export_seconds=round(outcome.seconds, 3), qnn=_qnn_report(source, arch, socs, outcome, versions),
+        export_seconds=round(outcome.seconds, 3), qnn=_qnn_report(source, outcome.htp_arch, socs, outcome, versions),
         passed=False, reasons=[reason],
     )
     for stale in (out_dir / name, report_path_for(out_dir / name)):
