@@ -74,7 +74,8 @@ class LatencyFigures(_Strict):
 class ModelEntry(_Strict):
     """One downloadable artifact."""
 
-    id: str = Field(pattern=_ID_RE, description="Unique within the manifest: <tier>-<format>-<precision>.")
+    id: str = Field(pattern=_ID_RE, description="Unique within the manifest: <tier>-<format>-<precision>, "
+                                                 "plus -htp-<arch> when precompiled.")
     tier: str
     platform: ModelPlatform
     format: Format
