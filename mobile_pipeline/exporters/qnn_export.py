@@ -145,7 +145,8 @@ def describe(report: ArtifactReport) -> str:
     qnn = report.qnn
     if qnn is None or not qnn.compiled:
         return f"REJECTED {report.artifact}: {'; '.join(report.reasons)}"
-    psnr = f"{report.parity.psnr_db:.1f} dB (gate {report.parity.gate_db:.0f})" if report.parity.psnr_db is not None else "parity n/a"
+    parity = report.parity
+    psnr = f"{parity.psnr_db:.1f} dB (gate {parity.gate_db:.0f})" if parity.psnr_db is not None else "parity n/a"
     status = "ok      " if report.passed else "REJECTED"
     return (f"{status} {report.artifact} {report.bytes / 1024:.0f} KiB, {psnr}, compile {qnn.compile_seconds:.1f}s, "
             f"{qnn.nodes_on_htp}/{qnn.nodes_total} nodes on HTP, emulator {qnn.emulated_frame_ms or 0:.0f} ms/frame"

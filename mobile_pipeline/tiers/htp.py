@@ -154,7 +154,8 @@ def htp_constraints(support: HtpOpSupport, archs: tuple[str, ...], precisions: t
             continue
         if probe.value not in banned.setdefault(probe.field, []):
             banned[probe.field].append(probe.value)
-        reasons.append(f"{probe.field}={probe.value}: {failures[0]}" + (f" (+{len(failures) - 1} more)" if len(failures) > 1 else ""))
+        more = f" (+{len(failures) - 1} more)" if len(failures) > 1 else ""
+        reasons.append(f"{probe.field}={probe.value}: {failures[0]}{more}")
         for line in failures:
             op = line.split(": ", 1)[1].split(" ", 1)[0]
             if not op.startswith("error"):
