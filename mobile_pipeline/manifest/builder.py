@@ -32,7 +32,7 @@ from urllib.parse import quote
 from pydantic import ValidationError
 
 from mobile_pipeline.config import ManifestConfig
-from mobile_pipeline.exporters.report import REPORT_SUFFIX, ArtifactReport, TensorSpec
+from mobile_pipeline.exporters.report import REPORT_SUFFIX, ArtifactReport, TensorSpec, report_path_for
 from mobile_pipeline.exporters.validate import artifact_digest
 from mobile_pipeline.manifest.errors import ManifestBuildError
 from mobile_pipeline.manifest.schema import (
@@ -242,6 +242,12 @@ def collect_models(artifacts_dir: Path, release_id: str, cfg: ManifestConfig,
             raise ManifestBuildError(f"{report_path} has no tier: export with tier=... so the manifest can dispatch it")
         platform = PLATFORM_OF_FORMAT[report.format]
         model_id = f"{report.tier}-{report.format}-{report.precision}"
+        htp_arch = compiled_from = None
+        if report.qnn is not None:
+            # Precompiled for one Hexagon architecture: Android phones with that NPU only.
+            platform, htp_arch = "android", report.qnn.htp_arch
+            model_id += f"-htp-{htp_arch}"
+            compiled_from = _source_id(report_path.parent / report.qnn.source_artifact, report_path)
         if model_id in seen:
             raise ManifestBuildError(
                 f"two artifacts claim {model_id}: {seen[model_id]} and {artifact}; keep one of them"
@@ -266,7 +272,15 @@ def collect_models(artifacts_dir: Path, release_id: str, cfg: ManifestConfig,
             min_os=min_os, arch=report.arch, parity_psnr_db=report.parity.psnr_db, latency=latency,
             verified=verified, verified_reason=verified_reason, verified_by=verified_by,
             packaging="zip" if content_sha256 else "file", content_sha256=content_sha256,
+            htp_arch=htp_arch, compiled_from=compiled_from,
         ))
+    ids = {e.id for e in entries}
+    for entry in entries:
+        if entry.compiled_from is not None and entry.compiled_from not in ids:
+            raise ManifestBuildError(
+                f"{entry.file} was compiled from model {entry.compiled_from}, which has no passed report here; "
+                "a precompiled model ships with its QDQ source: re-export the tier"
+            )
     return entries, skipped
 
 
@@ -274,6 +288,17 @@ def _note_excluded(excluded: list[str] | None, line: str) -> None:
     _log.warning("manifest: left out %s", line)
     if excluded is not None:
         excluded.append(line)
+
+
+def _source_id(source: Path, report_path: Path) -> str:
+    """The manifest id of the QDQ model a precompiled model names as its source."""
+    try:
+        report = ArtifactReport.model_validate_json(report_path_for(source).read_text(encoding="utf-8"))
+    except (OSError, ValidationError) as err:
+        raise ManifestBuildError(
+            f"{report_path} names source model {source.name}, whose report cannot be read ({err}); re-export the tier"
+        ) from None
+    return f"{report.tier}-{report.format}-{report.precision}"
 
 
 def check_coverage(models: list[ModelEntry], rules: TierRules, chains: dict[str, tuple[str, ...]],

@@ -15,6 +15,8 @@ express family rules (a selector names exact SoC models, not numbering schemes):
 family rule knows (next year's SM8x50) gets Play's level 0 until it has a catalog entry, while the
 dispatcher already serves its family's tier. The server's ``matched_by: family`` answers list the chips
 that need one.
+Models precompiled for one Hexagon NPU architecture get a level just above their tier's,
+targeting the SoCs with that architecture (:func:`build_play_targets`).
 
 :func:`validate_play_config` implements bundletool's ``DeviceTierConfigValidator`` and
 ``DeviceGroupConfigValidator`` rules plus the Play Console's selector limit, and runs
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -170,11 +172,30 @@ def _chunks(items: list, size: int) -> list[list]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
+class PlayTarget(NamedTuple):
+    """What one device tier level delivers: a tier's models, precompiled for ``htp_arch`` when set."""
+
+    tier: str
+    htp_arch: str | None = None
+
+
 def build_play_config(manifest: Manifest) -> tuple[dict[str, Any], dict[int, str]]:
     """The device tier config and its level -> tier table (level 0 = the CPU tier).
 
     Raises:
         PlayConfigError: the manifest has no Android models, or the result breaks a rule.
+    """
+    config, targets = build_play_targets(manifest)
+    return config, {level: target.tier for level, target in targets.items()}
+
+
+def build_play_targets(manifest: Manifest) -> tuple[dict[str, Any], dict[int, PlayTarget]]:
+    """The device tier config and its level -> :class:`PlayTarget` table.
+
+    Models precompiled for a Hexagon architecture get a level of their own right above their
+    tier's, whose group lists the tier's SoCs with that architecture (same RAM floor): such a
+    phone matches both groups and Play's "highest level wins" delivers the precompiled pack,
+    as the dispatcher answers it first; a stronger tier's level still outranks both.
     """
     from mobile_pipeline.manifest.rules import RuleIndex
 
@@ -184,9 +205,11 @@ def build_play_config(manifest: Manifest) -> tuple[dict[str, Any], dict[int, str
     served = [t for t in chain if manifest.models_for("android", t)]
     if not served:
         raise PlayConfigError("the manifest has no Android models: nothing to target on Google Play")
-    # Worst served tier is level 0 (implicit); the others count up towards the best.
-    level_of = {tier: level for level, tier in enumerate(reversed(served))}
-    members: dict[str, list[tuple[str, str]]] = {t: [] for t in served}
+    archs = sorted({m.htp_arch for m in manifest.models if m.htp_arch is not None}, key=lambda a: (len(a), a))
+    # Weakest first; the worst served tier's plain level is 0 (implicit).
+    targets = [PlayTarget(tier, arch) for tier in reversed(served)
+               for arch in (None, *[a for a in archs if manifest.precompiled_for("android", tier, a)])]
+    members: dict[PlayTarget, list[tuple[str, str]]] = {t: [] for t in targets}
     for soc in rules.socs:
         if soc.manufacturer.lower() == "apple":
             continue  # Apple chips are not Android SoCs
@@ -194,18 +217,17 @@ def build_play_config(manifest: Manifest) -> tuple[dict[str, Any], dict[int, str
         # The dispatcher steps a device down to the strongest served tier not above its own
         # that its RAM allows; listing the SoC in each such group (each with its RAM floor)
         # makes Play's "highest matching level" land on the same tier.
-        for tier in served:
-            if level_of[tier] > 0 and strength[tier] <= strength[soc.tier]:
-                members[tier].extend((m, soc.model) for m in spellings)
+        for target in targets:
+            if strength[target.tier] <= strength[soc.tier] and target.htp_arch in (None, soc.htp_arch):
+                members[target].extend((m, soc.model) for m in spellings)
     groups: list[dict[str, Any]] = []
     device_tiers: list[dict[str, Any]] = []
-    for tier in reversed(served):
-        level = level_of[tier]
-        if level == 0 or not members[tier]:
+    for target in targets:
+        if target == PlayTarget(served[-1]) or not members[target]:
             continue
-        bound = rules.bounds.get(tier)
+        bound = rules.bounds.get(target.tier)
         ram = {"min_bytes": bound.min_ram_bytes} if bound is not None and bound.min_ram_bytes else None
-        socs = sorted(set(members[tier]), key=lambda p: (p[1].lower(), p[0].lower()))
+        socs = sorted(set(members[target]), key=lambda p: (p[1].lower(), p[0].lower()))
         selectors = []
         for chunk in _chunks(socs, MAX_SOCS_PER_SELECTOR):
             selector: dict[str, Any] = {"system_on_chips": [{"manufacturer": m, "model": s} for m, s in chunk]}
@@ -213,19 +235,20 @@ def build_play_config(manifest: Manifest) -> tuple[dict[str, Any], dict[int, str
                 selector["device_ram"] = ram
             selectors.append(selector)
         names = []
+        base = f"tier_{re.sub(r'[^A-Za-z0-9_]', '_', target.tier)}" + (f"_htp_{target.htp_arch}" if target.htp_arch else "")
         for i, part in enumerate(_chunks(selectors, MAX_SELECTORS_PER_GROUP)):
-            name = f"tier_{re.sub(r'[^A-Za-z0-9_]', '_', tier)}" + (f"_{i + 1}" if i else "")
+            name = base + (f"_{i + 1}" if i else "")
             groups.append({"name": name, "device_selectors": part})
             names.append(name)
-        device_tiers.append({"level": 0, "device_group_names": names, "_tier": tier})
+        device_tiers.append({"level": 0, "device_group_names": names, "_target": target})
     # Renumber contiguously: a served tier without any catalog SoC gets no level.
-    level_tiers = {0: served[-1]}
+    level_targets = {0: PlayTarget(served[-1])}
     for new_level, entry in enumerate(device_tiers, start=1):
         entry["level"] = new_level
-        level_tiers[new_level] = entry.pop("_tier")
+        level_targets[new_level] = entry.pop("_target")
     config = {"device_groups": groups, "device_tier_set": {"device_tiers": device_tiers}}
     validate_play_config(config)
-    return config, level_tiers
+    return config, level_targets
 
 
 def write_play_config(manifest: Manifest, out_path: Path) -> dict[str, Any]:
