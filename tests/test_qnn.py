@@ -163,7 +163,7 @@ def test_w8a16_variant_passes_the_int8_only_gate_and_compiles(tmp_path):
 
     cal, val = split_photos(bundled_photos(), 2, 2)
     report = api.export_variant(trained_like(build_generator("stylizer-tiny")), "onnx", "w8a16", tmp_path,
-                                input_hw=(SIDE, SIDE), tier="npu", calibration=cal, validation=val, stem="tiny")
+                                input_hw=(SIDE, SIDE), tier="dsp", calibration=cal, validation=val, stem="tiny")
     assert report.passed, report.reasons
     assert report.recipe["activation_type"] == "uint16" and not report.op_check.float_ops
     model = onnx.load(str(tmp_path / report.artifact))

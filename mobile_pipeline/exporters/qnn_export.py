@@ -31,7 +31,8 @@ import numpy as np
 from mobile_pipeline.exporters.formats import FORMATS, parity_gate_db
 from mobile_pipeline.exporters.qnn import QDQ_PRECISIONS, CompileOutcome, HtpEmulatorRunner, compile_htp, qnn_versions
 from mobile_pipeline.exporters.report import ArtifactReport, OpCheck, ParityResult, QnnCompileReport, report_path_for
-from mobile_pipeline.exporters.validate import REJECTED_DIR, build_report, place_artifact, psnr_db
+from mobile_pipeline.exporters.validate import REJECTED_DIR, build_report, place_artifact
+from mobile_pipeline.quality.image import psnr as psnr_db
 from mobile_pipeline.utils.atomic import atomic_write_json, sha256_bytes
 
 SUMMARY_FILE = "qnn_summary.json"
