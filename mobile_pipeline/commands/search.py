@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="comma-separated tiers to search, e.g. cpu,gpu,dsp,npu (default: the config's)")
     parser.add_argument("--data", default=Path("runs/data"), type=Path,
                         help="dataset folder written by `mobile-pipeline data` (default: runs/data)")
-    parser.add_argument("--out", default=None, type=Path, help="output folder (default: models/)")
+    parser.add_argument("--out", default=None, type=Path, help="output folder (default: models/<preset>/, where the searched architectures are kept as data)")
     parser.add_argument("--teacher", default=None, type=Path,
                         help="trained generator checkpoint; its held-out PSNR is logged as the reference")
     parser.add_argument("--build-lut", action="store_true",
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         table = load_tier_table()
         sides = tuple(sorted({table[t].resolution for t in (tiers or cfg.search.tiers) if t in table}))
         build_default_lut(progress=not args.no_progress, space=cfg.search.space, resolutions=sides)
-    out_dir = args.out or models_dir()
+    out_dir = args.out or models_dir() / cfg.preset
     try:
         results = run_search(cfg, data_dir, out_dir, tiers=tiers, teacher_checkpoint=args.teacher,
                              progress=not args.no_progress)

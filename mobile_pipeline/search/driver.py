@@ -422,7 +422,8 @@ def run_search(cfg: Any, dataset_dir: Path, out_dir: Path, *, tiers: list[str] |
         searcher.log({"event": "winner", "tier": tier, "spec": spec.to_string(), "finetuned_psnr_db": tuned_psnr,
                       "fine_tuned": fine_tuned})
         say(f"[search] tier {tier}: {spec.to_string()}  {best['macs'] / 1e9:.3f} GMACs  "
-            f"{best['latency_ms']:.1f} ms  {best['psnr_db']:.2f} dB -> {tuned_psnr:.2f} dB after fine-tune")
+            f"{best['latency_ms']:.1f} ms  {best['psnr_db']:.2f} dB"
+            + (f" -> {tuned_psnr:.2f} dB after fine-tune" if fine_tuned else " (supernet score; the tiers stage trains it)"))
         write_log(out_dir / "search_log.jsonl", searcher.events)
     searcher.log({"event": "done", "seconds": round(time.monotonic() - started, 2),
                   "scored_architectures": len(searcher.scores), "failed_tiers": len(failures)})
