@@ -107,6 +107,9 @@ def bench_ranking(args: argparse.Namespace) -> int:
     side = cfg.search.resolution
     choices = SPACES[cfg.search.space]
     archs = spread_architectures(choices, args.archs, lambda s: count_macs(s, (32, 32)), seed=args.seed)
+    if args.supernet_steps is not None or args.n_random is not None:
+        update = {k: v for k, v in (("supernet_steps", args.supernet_steps), ("n_random", args.n_random)) if v is not None}
+        cfg = cfg.model_copy(update={"search": cfg.search.model_copy(update=update)})
     modes = [("config", cfg.search.weight_reference, cfg.search.weight_inplace)]
     if args.compare:
         modes.insert(0, ("no distillation", 0.0, 0.0))
@@ -127,14 +130,22 @@ def bench_ranking(args: argparse.Namespace) -> int:
         searcher.train_supernet(data_dir)
         supernet_seconds[name] = time.perf_counter() - start
         inherited[name] = [searcher.quality(spec) for spec in archs]
+    # Stand-alone scores are kept in the work folder: a rerun with other supernet settings reuses them.
+    cache_path = work / f"standalone_{args.standalone_steps}.json"
+    known = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
     standalone, standalone_s = [], 0.0
     for index, spec in enumerate(archs, start=1):
+        if spec.to_string() in known:
+            standalone.append(known[spec.to_string()])
+            continue
         print(f"[{index}/{len(archs)}] stand-alone {args.standalone_steps} steps: {spec.to_string()}", flush=True)
         start = time.perf_counter()
         model = train_standalone(spec, searcher.batch, args.standalone_steps, loss_fn=searcher.loss_fn,
                                  lr=cfg.search.lr, seed=cfg.search.seed)
         standalone_s += time.perf_counter() - start
         standalone.append(heldout_psnr(model, searcher.val_pairs))
+        known[spec.to_string()] = standalone[-1]
+        cache_path.write_text(json.dumps(known, indent=1))
 
     from scipy.stats import spearmanr
 
@@ -169,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-reference", action="store_true", help="--ranking: no reference model at all")
     parser.add_argument("--work", type=Path, default=None, help="--ranking: work folder (kept; reuses the reference)")
     parser.add_argument("--seed", type=int, default=0, help="--ranking: seed of the architecture sample")
+    parser.add_argument("--supernet-steps", type=int, default=None, help="--ranking: override search.supernet_steps")
+    parser.add_argument("--n-random", type=int, default=None, help="--ranking: override search.n_random")
     args = parser.parse_args(argv)
     if args.ranking:
         return bench_ranking(args)
