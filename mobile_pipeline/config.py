@@ -148,7 +148,7 @@ class SearchConfig(_Section):
 class ExportConfig(_Section):
     """Which variants to export and how to validate them."""
 
-    formats: tuple[Literal["onnx", "tflite", "coreml"], ...] = ("onnx", "tflite", "coreml")
+    formats: tuple[Literal["onnx", "tflite", "coreml", "executorch"], ...] = ("onnx", "tflite", "coreml", "executorch")
     calibration_images: int = Field(8, ge=1)
     validation_images: int = Field(4, ge=1)
     resolution: int | None = Field(None, ge=32, description="Override the tiers' export resolution (square side).")
@@ -164,6 +164,19 @@ class BenchConfig(_Section):
     noise_warn_ratio: float = Field(1.2, gt=1.0, description="Warn when p90/p50 exceeds this.")
 
 
+ManifestFormat = Literal["onnx", "tflite", "coreml", "executorch"]
+# Within a tier, the format each platform takes first when the release has several; ExecuTorch
+# comes last until a config puts it first (its runtime is an app-side choice).
+DEFAULT_FORMAT_PREFERENCE: dict[str, tuple[str, ...]] = {
+    "android": ("tflite", "onnx", "executorch"),
+    "ios": ("coreml", "onnx", "executorch"),
+    "other": ("onnx",),
+}
+FORMAT_PLATFORMS: dict[str, tuple[str, ...]] = {
+    "onnx": ("android", "ios", "other"), "tflite": ("android",), "coreml": ("ios",), "executorch": ("android", "ios"),
+}
+
+
 class ManifestConfig(_Section):
     """Tier-selection manifest."""
 
@@ -176,6 +189,32 @@ class ManifestConfig(_Section):
     tiers: tuple[str, ...] | None = Field(
         None, description="Tiers that must have a model (the build refuses otherwise); None = every tier in the tier table."
     )
+    format_preference: dict[Literal["android", "ios", "other"], tuple[ManifestFormat, ...]] = Field(
+        default_factory=lambda: {k: tuple(v) for k, v in DEFAULT_FORMAT_PREFERENCE.items()},
+        description="Per device platform, which format a tier's model is taken in first (the rest are fallbacks of "
+                    "the same tier). Put executorch first to route Android and iOS devices to .pte files.",
+    )
+    ai_pack_name: str = Field(
+        "stylizer", pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$",
+        description="Play AI pack (and its Gradle module) name: a letter, then letters, digits or underscores.",
+    )
+    ai_pack_delivery: Literal["install-time", "fast-follow", "on-demand"] = Field(
+        "install-time", description="Play AI pack delivery mode (install-time: the model is there when the app opens)."
+    )
+
+    @field_validator("format_preference")
+    @classmethod
+    def _formats_fit_platforms(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        for platform, formats in value.items():
+            if not formats:
+                raise ValueError(f"{platform}: list at least one format")
+            if len(set(formats)) != len(formats):
+                raise ValueError(f"{platform}: duplicate formats {list(formats)}")
+            wrong = [f for f in formats if platform not in FORMAT_PLATFORMS[f]]
+            if wrong:
+                raise ValueError(f"{platform}: {wrong} do not run there (coreml is iOS only, tflite Android only, "
+                                 f"other devices take onnx)")
+        return value
 
 
 class ReleaseConfig(_Section):

@@ -60,7 +60,7 @@ class ArtifactReport(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     artifact: str = Field(description="File name, relative to the report's folder.")
-    format: Literal["onnx", "tflite", "coreml"]
+    format: Literal["onnx", "tflite", "coreml", "executorch"]
     precision: str = Field(description="fp32, fp16, int8, int8-dynamic, int8-full, w8, w6-palette, w4-palette ...")
     tier: str | None = None
     arch: str | None = Field(None, description="Architecture string of the generator.")
@@ -69,13 +69,17 @@ class ArtifactReport(BaseModel):
     bytes: int
     input: TensorSpec
     output: TensorSpec
-    runtime: str = Field(description="Runtime that validates and runs it: onnxruntime, litert, coreml.")
-    delegate_hint: str | None = Field(None, description="xnnpack, gpu, nnapi, hexagon, qnn, coreml-ane, ...")
+    runtime: str = Field(description="Runtime that validates and runs it: onnxruntime, litert, coreml, executorch.")
+    delegate_hint: str | None = Field(None, description="xnnpack, gpu, nnapi, hexagon, qnn, coreml-ane, ...; for "
+                                      "executorch the backend baked into the .pte (xnnpack, coreml).")
     parity: ParityResult
     op_check: OpCheck
     export_seconds: float | None = None
     passed: bool
     reasons: list[str] = Field(default_factory=list, description="Why it failed; empty when passed.")
+    verified: bool = Field(True, description="False when the artifact could not be run here, so its parity gate "
+                                             "was replaced by program checks (Core ML, Core ML-delegated .pte).")
+    verified_reason: str | None = Field(None, description="Why it is unverified; None when verified.")
 
     def artifact_path(self, report_path: Path) -> Path:
         return report_path.parent / self.artifact

@@ -6,7 +6,10 @@ Three checks, each recorded in ``<artifact>.report.json`` (:class:`ArtifactRepor
   with the PyTorch output: PSNR (gate by precision: fp32 60 dB, fp16 45 dB, int8 and
   compressed 30 dB) and max abs error. Core ML cannot be run off macOS; there the parity is
   recorded as not runnable and the ML Program itself is checked instead (I/O shapes and
-  dtypes, compute dtype, that the requested weight compression is present);
+  dtypes, compute dtype, that the requested weight compression is present); the report then
+  says ``verified: false`` with the reason. ExecuTorch ``.pte`` files run through
+  ``executorch.runtime``; a Core ML-delegated one is handled like Core ML (its embedded ML
+  Program is checked);
 * op support: no op in the tier's ``forbidden_ops`` for the format; for ``int8_only``
   tiers no float compute op (TFLite: op codes + tensor types from the flatbuffer; ONNX:
   compute nodes outside the QDQ pattern);
@@ -91,6 +94,8 @@ def check_ops(artifact: Path, info: FormatInfo, forbidden: list[str], int8_requi
             from mobile_pipeline.exporters.torch2onnx import list_ops
         elif info.name == "tflite":
             from mobile_pipeline.exporters.torch2tflite import list_ops
+        elif info.name == "executorch":
+            from mobile_pipeline.exporters.torch2executorch import list_ops
         else:
             list_ops = _coreml_ops
         ops, float_ops = list_ops(artifact)
@@ -129,9 +134,13 @@ def build_report(artifact: Path, *, info: FormatInfo, precision: str, parity: Pa
     reasons += [f"op check: {v}" for v in op_check.violations]
     if size == 0:
         reasons.append("artifact is empty")
+    # Unverified = the gate could not run the artifact (Core ML, Core ML-delegated .pte off
+    # Apple): it passed on its program checks alone, which the report must not hide.
+    verified = parity.runnable and parity.psnr_db is not None
     return ArtifactReport(
         artifact=Path(artifact).name, format=info.name, precision=precision, sha256=sha, bytes=size,
-        runtime=info.runtime, parity=parity, op_check=op_check, passed=not reasons, reasons=reasons, **fields,
+        runtime=info.runtime, parity=parity, op_check=op_check, passed=not reasons, reasons=reasons,
+        verified=verified, verified_reason=None if verified else parity.not_runnable_reason, **fields,
     )
 
 

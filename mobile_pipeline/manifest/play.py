@@ -20,6 +20,7 @@ before every write.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -166,11 +167,26 @@ def _chunks(items: list, size: int) -> list[list]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
-def build_play_config(manifest: Manifest) -> tuple[dict[str, Any], dict[int, str]]:
-    """The device tier config and its level -> tier table (level 0 = the CPU tier).
+@dataclass(frozen=True)
+class TierGroup:
+    """One Android tier Play can target: the SoCs that reach it and the tier's RAM floor.
+
+    Shared by the bundletool JSON below and the AI-pack XML (:mod:`.ai_packs`), so both name
+    the same devices for the same tier.
+    """
+
+    tier: str
+    min_ram_bytes: int | None
+    socs: tuple[tuple[str, str], ...]  # (Build.SOC_MANUFACTURER spelling, Build.SOC_MODEL), sorted
+
+
+def android_tier_groups(manifest: Manifest) -> tuple[list[TierGroup], str]:
+    """Targetable Android tiers, best first, and the default tier (the worst served, Play's fallback).
+
+    A served tier without any catalog SoC cannot be targeted and is left out.
 
     Raises:
-        PlayConfigError: the manifest has no Android models, or the result breaks a rule.
+        PlayConfigError: the manifest has no Android models.
     """
     from mobile_pipeline.manifest.rules import RuleIndex
 
@@ -180,45 +196,60 @@ def build_play_config(manifest: Manifest) -> tuple[dict[str, Any], dict[int, str
     served = [t for t in chain if manifest.models_for("android", t)]
     if not served:
         raise PlayConfigError("the manifest has no Android models: nothing to target on Google Play")
-    # Worst served tier is level 0 (implicit); the others count up towards the best.
-    level_of = {tier: level for level, tier in enumerate(reversed(served))}
-    members: dict[str, list[tuple[str, str]]] = {t: [] for t in served}
+    targeted = served[:-1]  # the worst served tier is the implicit default
+    members: dict[str, list[tuple[str, str]]] = {t: [] for t in targeted}
     for soc in rules.socs:
         if soc.manufacturer.lower() == "apple":
             continue  # Apple chips are not Android SoCs
         spellings = soc.reported_manufacturers or (soc.manufacturer,)
         # The dispatcher steps a device down to the strongest served tier not above its own
         # that its RAM allows; listing the SoC in each such group (each with its RAM floor)
-        # makes Play's "highest matching level" land on the same tier.
-        for tier in served:
-            if level_of[tier] > 0 and strength[tier] <= strength[soc.tier]:
+        # makes Play's choice (highest level / first group) land on the same tier.
+        for tier in targeted:
+            if strength[tier] <= strength[soc.tier]:
                 members[tier].extend((m, soc.model) for m in spellings)
-    groups: list[dict[str, Any]] = []
-    device_tiers: list[dict[str, Any]] = []
-    for tier in reversed(served):
-        level = level_of[tier]
-        if level == 0 or not members[tier]:
+    groups = []
+    for tier in targeted:
+        if not members[tier]:
             continue
         bound = rules.bounds.get(tier)
-        ram = {"min_bytes": bound.min_ram_bytes} if bound is not None and bound.min_ram_bytes else None
-        socs = sorted(set(members[tier]), key=lambda p: (p[1].lower(), p[0].lower()))
+        ram = bound.min_ram_bytes if bound is not None and bound.min_ram_bytes else None
+        socs = tuple(sorted(set(members[tier]), key=lambda p: (p[1].lower(), p[0].lower())))
+        groups.append(TierGroup(tier, ram, socs))
+    return groups, served[-1]
+
+
+def group_name(tier: str) -> str:
+    """``tier_<tier>`` with anything outside ``[A-Za-z0-9_]`` replaced (bundletool's rule)."""
+    return f"tier_{re.sub(r'[^A-Za-z0-9_]', '_', tier)}"
+
+
+def build_play_config(manifest: Manifest) -> tuple[dict[str, Any], dict[int, str]]:
+    """The device tier config and its level -> tier table (level 0 = the CPU tier).
+
+    Raises:
+        PlayConfigError: the manifest has no Android models, or the result breaks a rule.
+    """
+    tier_groups, default_tier = android_tier_groups(manifest)
+    groups: list[dict[str, Any]] = []
+    device_tiers: list[dict[str, Any]] = []
+    level_tiers = {0: default_tier}
+    # Levels count up from the weakest targeted tier; a served tier without SoCs gets none.
+    for level, group in enumerate(reversed(tier_groups), start=1):
+        ram = {"min_bytes": group.min_ram_bytes} if group.min_ram_bytes else None
         selectors = []
-        for chunk in _chunks(socs, MAX_SOCS_PER_SELECTOR):
+        for chunk in _chunks(list(group.socs), MAX_SOCS_PER_SELECTOR):
             selector: dict[str, Any] = {"system_on_chips": [{"manufacturer": m, "model": s} for m, s in chunk]}
             if ram:
                 selector["device_ram"] = ram
             selectors.append(selector)
         names = []
         for i, part in enumerate(_chunks(selectors, MAX_SELECTORS_PER_GROUP)):
-            name = f"tier_{re.sub(r'[^A-Za-z0-9_]', '_', tier)}" + (f"_{i + 1}" if i else "")
+            name = group_name(group.tier) + (f"_{i + 1}" if i else "")
             groups.append({"name": name, "device_selectors": part})
             names.append(name)
-        device_tiers.append({"level": 0, "device_group_names": names, "_tier": tier})
-    # Renumber contiguously: a served tier without any catalog SoC gets no level.
-    level_tiers = {0: served[-1]}
-    for new_level, entry in enumerate(device_tiers, start=1):
-        entry["level"] = new_level
-        level_tiers[new_level] = entry.pop("_tier")
+        device_tiers.append({"level": level, "device_group_names": names})
+        level_tiers[level] = group.tier
     config = {"device_groups": groups, "device_tier_set": {"device_tiers": device_tiers}}
     validate_play_config(config)
     return config, level_tiers
