@@ -10,6 +10,7 @@ from manifest_fixtures import fixture_rules, make_release
 
 from mobile_pipeline.config import ManifestConfig
 from mobile_pipeline.manifest.builder import build_manifest
+from mobile_pipeline.manifest.schema import SCHEMA_VERSION
 from mobile_pipeline.serve.app import create_app
 from mobile_pipeline.serve.settings import ServeSettings
 
@@ -154,7 +155,7 @@ def test_manifest_info_has_version_and_hash(client, manifest_path):
     r = client.get("/v1/manifest")
     assert r.status_code == 200
     info = r.json()
-    assert info["release_id"] == "rel-1" and info["schema_version"] == "1.0"
+    assert info["release_id"] == "rel-1" and info["schema_version"] == SCHEMA_VERSION
     assert info["sha256"] == hashlib.sha256(manifest_path.read_bytes()).hexdigest()
     assert r.headers["etag"] == f'"{info["sha256"]}"'
     assert client.get("/v1/manifest", headers={"If-None-Match": r.headers["etag"]}).status_code == 304

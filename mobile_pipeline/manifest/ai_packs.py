@@ -107,6 +107,7 @@ class AiPackPlan:
     groups: list[Group]
     files: list[PackFile] = field(default_factory=list)
     untargeted: dict[str, str] = field(default_factory=dict)  # tier -> why Play cannot target it
+    vendor_delegates: dict[str, dict[str, str]] = field(default_factory=dict)  # tier -> SoC vendor -> delegate
 
     def tiers(self) -> dict[str, str]:
         """tier -> group name (the default tier -> ``other``)."""
@@ -130,7 +131,8 @@ def plan_ai_pack(manifest: Manifest, artifacts_dir: Path, *, pack: str = "styliz
         raise AiPackError(f"no AI pack: {err}") from None
     groups = [Group(group_name(g.tier), g.tier, (Selector(ram_min_bytes=g.min_ram_bytes, system_on_chips=g.socs),))
               for g in tier_groups]
-    plan = AiPackPlan(manifest.release_id, pack, delivery, default_tier, groups)
+    plan = AiPackPlan(manifest.release_id, pack, delivery, default_tier, groups,
+                      vendor_delegates={t: dict(m) for t, m in manifest.tier_rules.vendor_delegates.items()})
     chain = manifest.fallback_chains.get("android", ())
     for tier in chain:
         if tier != default_tier and tier not in {g.tier for g in groups} and manifest.models_for("android", tier):
@@ -327,8 +329,9 @@ Drop-in layout for Play for On-device AI ({plan.delivery} delivery):
 1. Copy `{plan.pack}/` into the project root and `app/device_targeting_config.xml` into the app module.
 2. Merge `settings.gradle.snippet`, `app/build.gradle.snippet` and `gradle.properties.snippet`
    (AI packs need the Android Gradle Plugin 8.8+, device targeting 8.10+).
-3. At run time read {access}: it names the model file, its runtime, delegate and I/O, and
-   the fallback to use when the first cannot be initialised.
+3. At run time read {access}:
+   it names the model file, its runtime, delegate and I/O, the SoC vendors' own delegates,
+   and the fallback to use when the first cannot be initialised.
 
 | device group | tier | files |
 |---|---|---|
@@ -349,7 +352,10 @@ def _model_json(plan: AiPackPlan, group: str, tier: str) -> dict[str, Any]:
                 "delegate": e.delegate, "input": e.input.model_dump(mode="json"),
                 "output": e.output.model_dump(mode="json")}
 
+    # A group spans SoC vendors: the app applies the vendor's own delegate (qnn on Qualcomm ...)
+    # to LiteRT/ONNX models as the dispatcher does; a .pte or Core ML model keeps its own.
     return {"release_id": plan.release_id, "pack": plan.pack, "group": group, "tier": tier,
+            "vendor_delegates": plan.vendor_delegates.get(tier, {}),
             "models": [describe(f) for f in plan.group_files(group)]}
 
 
