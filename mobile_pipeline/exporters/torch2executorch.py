@@ -16,9 +16,11 @@ the artifact, chosen by the recipe:
 I/O convention: input (1,3,H,W) float32 NCHW in [0,1], output the same, fixed shapes.
 
 Not every op is delegated: XNNPACK has no nearest-neighbour resize, so the decoder's 2x
-nearest upsampling runs on portable kernels between XNNPACK partitions (a rewrite to
-unsqueeze/cat/view measured slower: those ops split the graph further). The report lists the
-non-delegated ops so it is visible.
+nearest upsampling runs on portable kernels between XNNPACK partitions. Two exact rewrites
+were measured and dropped (stylizer-tiny, 256 px, 1 thread, timed in turns with the original):
+unsqueeze/cat/view splits the graph further (about 2x slower), and a depthwise 2x2 transposed
+conv of ones is delegated whole but XNNPACK's depthwise deconvolution is slow (15.0 -> 26.5 ms).
+The report lists the non-delegated ops so they stay visible.
 
 Determinism: XNNPACK ``.pte`` files are byte-identical across exports of the same module;
 the Core ML delegate embeds a random model identifier (ExecuTorch's on-device compile cache
