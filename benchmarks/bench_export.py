@@ -121,18 +121,27 @@ def _matrix(specs: list[str], side: int, root: Path, runs: int, formats: list[st
         generator = _random_generator(spec)
         macs = count_macs(generator.spec, (side, side))
         folder = root / "matrix" / spec
+        int8_tier = _int8_tier_allowing(generator.spec)
         for fmt, info in FORMATS.items():
             if formats and fmt not in formats:
                 continue
             for precision in info.precisions:
-                # int8 variants are checked as for an int8-only tier (no float islands).
-                tier = "npu" if precision in ("int8", "int8-full") else None
+                # int8 variants are checked as for an int8-only tier (no float islands) whose
+                # arch_constraints allow the spec (npu bans dilated branches, dsp bilinear resizes).
+                tier = int8_tier if precision in ("int8", "int8-full") else None
                 print(f"[matrix] {spec} {fmt} {precision} @ {side}px ...", flush=True)
                 report = api.export_variant(generator, fmt, precision, folder, input_hw=(side, side), tier=tier,
                                             stem=spec)
                 path = _artifact_path(folder, report)
                 rows.append((spec, macs, report, _latency_ms(path, side, runs) if timed else None, path))
     return rows
+
+
+def _int8_tier_allowing(spec) -> str | None:
+    from mobile_pipeline.tiers.table import load_tier_table
+
+    table = load_tier_table()
+    return next((name for name in ("npu", "dsp") if not table[name].allows_arch(spec)), None)
 
 
 def _whitebox(side: int, root: Path) -> tuple[Path, float]:

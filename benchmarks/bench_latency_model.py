@@ -11,6 +11,14 @@ other (held-out) half; ``--write-correction`` stores the fit (on all samples) in
 Measurements are cached (``--cache``), so an interrupted run resumes.
 
     python benchmarks/bench_latency_model.py --n 20
+
+``--devices`` judges the per-phone latency models instead (no timing here): for every device,
+runtime and precision in the imported Qualcomm AI Hub profiles (device_tiers/measurements/),
+each published network is predicted by a fit on the *other* networks (leave one model out),
+for the chosen per-op-class model and two simpler ones (one MAC throughput; our CPU LUT times
+one scale per device). Prints MAPE and Spearman per row against the goal (<= 20 %, >= 0.9).
+
+    python benchmarks/bench_latency_model.py --devices [--all-devices]
 """
 
 from __future__ import annotations
@@ -42,8 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=123, help="differs from the LUT build's seed on purpose")
     parser.add_argument("--cache", type=Path, default=Path(".mp_cache/bench_latency_model.json"))
     parser.add_argument("--write-correction", action="store_true", help="store the linear fit in the LUT")
+    parser.add_argument("--devices", action="store_true",
+                        help="judge the per-phone models fitted on AI Hub profiles (leave one model out)")
+    parser.add_argument("--all-devices", action="store_true", help="with --devices: also dev kits, not only phones")
+    parser.add_argument("--measurements", type=Path, default=None, help="with --devices: measurements folder")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    if args.devices:
+        return bench_devices(args.measurements, args.all_devices)
 
     import random
 
@@ -125,6 +139,67 @@ def main(argv: list[str] | None = None) -> int:
                               "raw_mape_pct": mape(pred, meas), "raw_spearman": spearman(pred, meas)}
         atomic_write_json(path, data)
         print(f"{best} correction written to {path}: {intercept_all:+.3f} ms + {slope_all:.3f} x sum")
+    return 0
+
+
+def bench_devices(measurements_dir: Path | None, all_devices: bool) -> int:
+    """Leave-one-model-out MAPE / Spearman of three device latency models, per device x runtime x precision."""
+    from mobile_pipeline.bench.device_fit import (
+        MIN_MODELS,
+        collect_samples,
+        leave_one_group_out,
+        mape_pct,
+        nnls_relative,
+        reference_features,
+    )
+    from mobile_pipeline.bench.measurement import load_measurements
+    from mobile_pipeline.bench.reference_nets import reference_ops
+    from mobile_pipeline.search.device_latency import element_bytes, spearman
+    from mobile_pipeline.search.latency import LatencyModel
+
+    group, features = reference_features()
+    lut = LatencyModel.load(tiers={})
+    lut_ms: dict[str, float] = {}
+
+    def lut_row(model: str, size: int) -> list[float]:
+        if model not in lut_ms:
+            lut_ms[model] = lut.predict_local_ms_ops(reference_ops(model))
+        return [lut_ms[model]]
+
+    def macs_row(model: str, size: int) -> list[float]:
+        return [1.0, features(model, size)[1]]
+
+    methods = {"per-op-class": lambda m, s: list(features(m, s)), "MACs": macs_row, "LUT x scale": lut_row}
+    samples = [s for s in collect_samples([m for _, m in load_measurements(measurements_dir)], group)
+               if len(set(s.groups)) >= MIN_MODELS and s.compute_unit == "NPU"
+               and (all_devices or s.form_factor in ("phone", "tablet") or s.tier_soc != s.soc_model
+                    or s.soc_model == "QCS6490")]
+    if not samples:
+        print("no AI Hub measurements of rebuilt networks: run scripts/curate_aihub.py or `bench import` first")
+        return 1
+    print("Per-device latency models, leave-one-model-out over AI Hub-profiled networks "
+          f"(goal: MAPE <= 20 %, Spearman >= 0.9; {samples[0].origin})")
+    head = f"{'device':26s} {'SoC':8s} {'runtime':8s} {'prec':5s} {'n':>3s}"
+    for name in methods:
+        head += f" | {name + ' MAPE':>17s} {'rho':>5s}"
+    print(head)
+    totals: dict[str, list[tuple[float, float]]] = {name: [] for name in methods}
+    for s in sorted(samples, key=lambda s: (s.precision != "w8a8", s.runtime != "tflite", s.runtime, s.device)):
+        size = element_bytes(s.precision) or 1
+        line = f"{s.device[:26]:26s} {s.soc_model[:8]:8s} {s.runtime:8s} {s.precision:5s} {len(s.models):3d}"
+        for name, row_of in methods.items():
+            rows = [row_of(m, size) for m in s.models]
+            held = leave_one_group_out(rows, s.measured_ms, s.groups, nnls_relative)
+            err, rho = mape_pct(held, s.measured_ms), spearman(held, s.measured_ms)
+            totals[name].append((err, rho))
+            mark = "" if err <= 20 and rho >= 0.9 else " *"
+            line += f" | {err:15.1f} %{rho:6.3f}{mark:2s}"[:28]
+        print(line)
+    print("\n* misses the goal.  Mean over rows / rows meeting both goals:")
+    for name, values in totals.items():
+        ok = sum(1 for err, rho in values if err <= 20 and rho >= 0.9)
+        print(f"  {name:14s} MAPE {np.mean([v[0] for v in values]):5.1f} %   Spearman {np.mean([v[1] for v in values]):.3f}"
+              f"   {ok}/{len(values)} rows meet both")
     return 0
 
 

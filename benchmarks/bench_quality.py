@@ -82,7 +82,7 @@ def _identity_psnr(data_dir: Path) -> float:
     import numpy as np
 
     from mobile_pipeline.data.dataset import load_dataset
-    from mobile_pipeline.train.metrics import psnr
+    from mobile_pipeline.quality.image import psnr
 
     pairs = load_dataset(data_dir).pairs("val")
     return float(np.mean([psnr(p / 255.0, t / 255.0) for p, t in pairs]))

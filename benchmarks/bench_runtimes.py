@@ -143,7 +143,10 @@ def _generator_for(tier: str, tiers):
 
         return load_generator(searched), "searched"
     side = tiers[tier].resolution
-    fitting = [(count_macs(name, (side, side)), name) for name in list_specs() if name.startswith("stylizer")]
+    # Registry stand-ins the tier's export gate accepts (arch_constraints: npu bans dilated branches).
+    fitting = [(count_macs(name, (side, side)), name) for name in list_specs()
+               if name.startswith("stylizer") and not tiers[tier].allows_arch(get_spec(name))]
+    fitting = fitting or [(count_macs(name, (side, side)), name) for name in list_specs() if name.startswith("stylizer")]
     fitting = [item for item in fitting if item[0] <= tiers[tier].budgets.macs] or [min(fitting)]
     return trained_like(build_generator(get_spec(max(fitting)[1]))), f"{max(fitting)[1]} (registry stand-in)"
 

@@ -18,6 +18,16 @@ sub-networks every step, so it cannot come in under ~1x of it.
 
     .venv/bin/python benchmarks/bench_search.py                 # demo preset
     .venv/bin/python benchmarks/bench_search.py --preset tiny
+
+``--ranking`` measures instead whether the supernet ranks like stand-alone training (issue 12,
+goal Kendall tau >= 0.5): ``--archs`` architectures spread over the grid's MAC range are
+each trained alone for ``--standalone-steps`` with the supernet's batches, loss and
+optimiser, and scored on the held-out crops the search uses; the supernet (trained as the
+preset says, distilled from a reference model trained as the ``train`` stage does) scores
+the same architectures with inherited weights. ``--compare`` also trains a supernet without
+distillation, so the table shows what distillation buys.
+
+    .venv/bin/python benchmarks/bench_search.py --ranking --compare      # demo preset, ~40 min
 """
 
 from __future__ import annotations
@@ -71,11 +81,97 @@ def train_run_seconds(cfg, arch: str, dataset_dir: Path, out_dir: Path, threads:
     return time.perf_counter() - start
 
 
+def bench_ranking(args: argparse.Namespace) -> int:
+    """Kendall tau between the supernet's inherited scores and stand-alone training."""
+    import torch
+
+    from mobile_pipeline.config import preset_config
+    from mobile_pipeline.data.dataset import build_dataset
+    from mobile_pipeline.nets.complexity import count_macs
+    from mobile_pipeline.search.driver import _Searcher, heldout_psnr
+    from mobile_pipeline.search.ranking import kendall_tau, spread_architectures, train_standalone
+    from mobile_pipeline.search.space import SPACES
+    from mobile_pipeline.train.checkpoint import load_generator
+
+    torch.set_num_threads(args.threads)
+    work = Path(args.work or tempfile.mkdtemp(prefix="bench_ranking_"))
+    cfg = preset_config(args.preset).model_copy(update={"cache_dir": work / "cache"})
+    data_dir = work / "data"
+    build_dataset(cfg.data, data_dir, progress=False)
+    reference = args.reference
+    if reference is None and not args.no_reference:
+        reference = work / "reference" / "generator.pt"
+        if not reference.is_file():
+            print(f"training the reference model as the train stage does ({cfg.train.arch}) ...", flush=True)
+            train_run_seconds(cfg, cfg.train.arch, data_dir, work / "reference", args.threads)
+    side = cfg.search.resolution
+    choices = SPACES[cfg.search.space]
+    archs = spread_architectures(choices, args.archs, lambda s: count_macs(s, (32, 32)), seed=args.seed)
+    modes = [("config", cfg.search.weight_reference, cfg.search.weight_inplace)]
+    if args.compare:
+        modes.insert(0, ("no distillation", 0.0, 0.0))
+    inherited: dict[str, list[float]] = {}
+    supernet_seconds: dict[str, float] = {}
+    for name, w_ref, w_inplace in modes:
+        mode_cfg = cfg.model_copy(update={"search": cfg.search.model_copy(
+            update={"weight_reference": w_ref, "weight_inplace": w_inplace})})
+        searcher = _Searcher(mode_cfg, data_dir, work / "search", {}, None, progress=True)
+        if reference is not None and w_ref > 0:
+            from mobile_pipeline.utils.atomic import sha256_file
+
+            searcher.reference = load_generator(reference).requires_grad_(False)
+            searcher.reference_sha = sha256_file(reference)
+        print(f"supernet ({name}: reference x{w_ref}, in-place x{w_inplace}), {cfg.search.supernet_steps} steps ...",
+              flush=True)
+        start = time.perf_counter()
+        searcher.train_supernet(data_dir)
+        supernet_seconds[name] = time.perf_counter() - start
+        inherited[name] = [searcher.quality(spec) for spec in archs]
+    standalone, standalone_s = [], 0.0
+    for index, spec in enumerate(archs, start=1):
+        print(f"[{index}/{len(archs)}] stand-alone {args.standalone_steps} steps: {spec.to_string()}", flush=True)
+        start = time.perf_counter()
+        model = train_standalone(spec, searcher.batch, args.standalone_steps, loss_fn=searcher.loss_fn,
+                                 lr=cfg.search.lr, seed=cfg.search.seed)
+        standalone_s += time.perf_counter() - start
+        standalone.append(heldout_psnr(model, searcher.val_pairs))
+
+    from scipy.stats import spearmanr
+
+    print(f"\nranking, preset {args.preset}: {len(archs)} architectures spread over the '{cfg.search.space}' grid; "
+          f"stand-alone {args.standalone_steps} steps each ({standalone_s:.0f} s in all); supernet "
+          f"{cfg.search.supernet_steps} sandwich steps; held-out PSNR dB on {len(searcher.val_pairs)} images "
+          f"({'whole' if cfg.search.eval_size is None else f'{cfg.search.eval_size} px center crops'}); "
+          f"{args.threads} threads")
+    header = f"{'architecture':76} {'GMACs@' + str(side):>10} {'alone':>7}" + "".join(f" {n[:14]:>14}" for n, *_ in modes)
+    print(header)
+    order = sorted(range(len(archs)), key=lambda i: count_macs(archs[i], (32, 32)))
+    for i in order:
+        row = f"{archs[i].to_string():76} {count_macs(archs[i], (side, side)) / 1e9:10.3f} {standalone[i]:7.2f}"
+        print(row + "".join(f" {inherited[n][i]:14.2f}" for n, *_ in modes))
+    print(f"{'Kendall tau vs stand-alone':95}" + "".join(f" {kendall_tau(inherited[n], standalone):14.3f}" for n, *_ in modes))
+    print(f"{'Spearman vs stand-alone':95}" + "".join(f" {spearmanr(inherited[n], standalone).statistic:14.3f}" for n, *_ in modes))
+    print(f"{'supernet seconds':95}" + "".join(f" {supernet_seconds[n]:14.0f}" for n, *_ in modes))
+    tau = kendall_tau(inherited["config"], standalone)
+    print(f"\ngoal: Kendall tau >= 0.5 with the preset's supernet: {'met' if tau >= 0.5 else 'MISSED'} ({tau:.3f})")
+    return 0 if tau >= 0.5 else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="demo")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (2 = this machine's cores)")
+    parser.add_argument("--ranking", action="store_true", help="Kendall tau of supernet vs stand-alone scores")
+    parser.add_argument("--archs", type=int, default=12, help="--ranking: architectures (>= 10)")
+    parser.add_argument("--standalone-steps", type=int, default=300, help="--ranking: steps per stand-alone run")
+    parser.add_argument("--compare", action="store_true", help="--ranking: also a supernet without distillation")
+    parser.add_argument("--reference", type=Path, default=None, help="--ranking: reference generator.pt to reuse")
+    parser.add_argument("--no-reference", action="store_true", help="--ranking: no reference model at all")
+    parser.add_argument("--work", type=Path, default=None, help="--ranking: work folder (kept; reuses the reference)")
+    parser.add_argument("--seed", type=int, default=0, help="--ranking: seed of the architecture sample")
     args = parser.parse_args(argv)
+    if args.ranking:
+        return bench_ranking(args)
 
     import torch
 

@@ -2,7 +2,10 @@
 
 Thin by design: each sub-command lives in ``mobile_pipeline/commands/<name>.py`` with
 ``add_arguments(parser)`` and ``run(args) -> int``. Those modules import nothing heavy at
-module level, so ``--help`` answers in well under 2 s.
+module level, so ``--help`` answers in well under 2 s. A command module may also name
+actions with their own options (``ACTIONS = {"verify-coreml": run_verify_coreml}``, each
+taking the remaining argv): ``mobile-pipeline export verify-coreml ...`` goes there instead
+of the command's own parser.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ SUBCOMMANDS: tuple[tuple[str, str], ...] = (
     ("bench", "benchmark artifacts on local runtimes; import on-device results"),
     ("manifest", "build the tier-selection manifest and the Play device-targeting config"),
     ("serve", "serve the manifest: device info in, model and fallbacks out"),
+    ("tiers", "explain which tier a device gets, the rules that decided it, and its fallbacks"),
     ("release", "run the whole pipeline with a stage cache (demo preset by default)"),
     ("stylize", "stylize an image, folder or video with any artifact or checkpoint"),
 )
@@ -43,7 +47,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _action(argv: list[str]):
+    """``(runner, rest)`` when argv is ``COMMAND ACTION ...`` and the command defines ACTION."""
+    if len(argv) >= 2 and argv[0] in dict(SUBCOMMANDS):
+        actions = getattr(importlib.import_module(f"mobile_pipeline.commands.{argv[0]}"), "ACTIONS", None)
+        if isinstance(actions, dict) and argv[1] in actions:
+            return actions[argv[1]], argv[2:]
+    return None, argv
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    runner, rest = _action(argv)
+    if runner is not None:
+        try:
+            return int(runner(rest) or 0)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

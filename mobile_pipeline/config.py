@@ -67,6 +67,12 @@ class TrainConfig(_Section):
     weight_multiscale: float = Field(0.5, ge=0)
     weight_edge: float = Field(0.5, ge=0)
     weight_adv: float = Field(0.05, ge=0)
+    weight_distill: float = Field(
+        1.0, ge=0, description="Weight of the distillation terms when a reference model is given (tier training, "
+                               "`train --reference`): the paired loss against the reference's outputs.")
+    distill_batch_size: int = Field(
+        4, ge=0, description="Augmented photo crops without a teacher target per step when distilling "
+                             "(their only target is the reference's output); 0 = paired patches only.")
     disc_checkpoint: Path | None = Field(None, description="Local checkpoint of a pretrained feature backbone for the discriminator.")
     few_shot: bool = Field(False, description="Few-shot mode: train on 1-3 keyframe pairs with small random patches.")
     few_shot_patch_size: int = Field(32, ge=16, le=256, description="Patch side in few-shot mode (small patches, many per batch).")
@@ -117,13 +123,21 @@ class SearchConfig(_Section):
     patch_size: int = Field(64, ge=16, description="Supernet / fine-tune patch side (multiple of 8).")
     lr: float = Field(2e-3, gt=0, description="Supernet Adam learning rate (fine-tunes use half).")
     n_random: int = Field(1, ge=0, description="Random sub-networks per supernet step besides largest + smallest (sandwich rule).")
-    eval_size: int = Field(128, ge=16, description="Side of the held-out center crops candidates are scored on.")
+    weight_reference: float = Field(
+        0.5, ge=0, description="Supernet: weight of distillation from the train stage's reference model (0 = off).")
+    weight_inplace: float = Field(
+        0.5, ge=0, description="Supernet: weight of in-place distillation from the largest sub-network (0 = off).")
+    eval_size: int | None = Field(
+        None, ge=16, description="Side of the held-out center crops candidates are scored on; None = whole held-out "
+                                 "images (more pixels, less noise in the ranking; the demo's two photos take ~0.1 s).")
     eval_images: int = Field(4, ge=1, description="Held-out images per candidate score.")
     bn_batches: int = Field(2, ge=1, description="Training batches to re-estimate BatchNorm statistics of a candidate.")
     population: int = Field(12, ge=2)
     sample_size: int = Field(4, ge=1)
     trials: int = Field(40, ge=1, description="Candidates evaluated per tier.")
-    finetune_steps: int = Field(60, ge=0)
+    finetune_steps: int = Field(
+        0, ge=0, description="Optional paired fine-tune of each winner inside the search (0: the tier-training stage "
+                             "trains the winners with the full recipe).")
     seed: int = 0
 
     @field_validator("tiers")
@@ -142,6 +156,28 @@ class SearchConfig(_Section):
             raise ValueError("search.sample_size must not exceed search.population")
         if self.patch_size % 8:
             raise ValueError(f"search.patch_size must be a multiple of 8 (the grid's deepest nets downsample 8x), got {self.patch_size}")
+        return self
+
+
+class TierTrainConfig(_Section):
+    """Training of each tier's searched architecture: the models that ship.
+
+    Every other training setting (batch, patch, loss weights, distillation weight, devices)
+    comes from ``train``, so a tier model is trained with the reference model's recipe:
+    paired stage with multi-scale supervision, then the mixed adversarial stage.
+    """
+
+    paired_steps: int = Field(600, ge=0)
+    adversarial_steps: int = Field(100, ge=0)
+    lr: float | None = Field(None, gt=0, description="Generator learning rate (None = train.lr).")
+    init: Literal["supernet", "scratch"] = Field(
+        "supernet", description="Start from the architecture's supernet weights (its search slice) or from scratch.")
+    distill: bool = Field(True, description="Distill from the reference model the `train` stage produced.")
+
+    @model_validator(mode="after")
+    def _some_steps(self) -> "TierTrainConfig":
+        if self.paired_steps + self.adversarial_steps == 0:
+            raise ValueError("tier_train needs paired_steps + adversarial_steps > 0 (the shipped models must be trained)")
         return self
 
 
@@ -189,6 +225,12 @@ class ManifestConfig(_Section):
     tiers: tuple[str, ...] | None = Field(
         None, description="Tiers that must have a model (the build refuses otherwise); None = every tier in the tier table."
     )
+    require_verified: dict[ManifestFormat, bool] = Field(
+        default_factory=lambda: {"onnx": True, "tflite": True, "coreml": False, "executorch": False},
+        description="Per format: true = an artifact that was never run on its own runtime (Core ML built off macOS, "
+                    "not yet verified with `export verify-coreml` on a Mac and `bench import`; a Core ML-delegated "
+                    "ExecuTorch .pte) is left out of the manifest; false = it is included and marked verified: false "
+                    "with the reason. A format not named here is required to be verified.")
     format_preference: dict[Literal["android", "ios", "other"], tuple[ManifestFormat, ...]] = Field(
         default_factory=lambda: {k: tuple(v) for k, v in DEFAULT_FORMAT_PREFERENCE.items()},
         description="Per device platform, which format a tier's model is taken in first (the rest are fallbacks of "
@@ -228,6 +270,7 @@ class ReleaseConfig(_Section):
     data: DataConfig = DataConfig()
     train: TrainConfig = TrainConfig()
     search: SearchConfig = SearchConfig()
+    tier_train: TierTrainConfig = TierTrainConfig()
     export: ExportConfig = ExportConfig()
     bench: BenchConfig = BenchConfig()
     manifest: ManifestConfig = ManifestConfig()
@@ -240,10 +283,13 @@ _PRESETS: dict[str, dict[str, Any]] = {
                   "patch_size": 48, "checkpoint_every": 10, "val_every": 10},
         "search": {"resolution": 64, "space": "tiny", "supernet_steps": 4, "batch_size": 2, "patch_size": 32,
                    "eval_size": 32, "eval_images": 2, "bn_batches": 1, "population": 4, "sample_size": 2,
-                   "trials": 8, "finetune_steps": 3},
+                   "trials": 8, "finetune_steps": 0},
+        "tier_train": {"paired_steps": 8, "adversarial_steps": 4},
         "export": {"formats": ["onnx", "tflite", "coreml"], "calibration_images": 2, "validation_images": 2,
                    "resolution": 64},
         "bench": {"warmup": 1, "runs": 5, "threads": [1]},
+        # CI runs on Linux: Core ML cannot run there; ship it marked verified: false.
+        "manifest": {"require_verified": {"onnx": True, "tflite": True, "coreml": False, "executorch": False}},
     },
     "demo": {
         # 5 bundled photos: hold out 2 whole images (not 1) so quality and search scores are
@@ -253,10 +299,13 @@ _PRESETS: dict[str, dict[str, Any]] = {
         # reach ~20.1 dB held-out; 300 + 50 stop at ~19.5 dB.
         "train": {"arch": "stylizer-small", "paired_steps": 900, "adversarial_steps": 50, "batch_size": 8,
                   "patch_size": 96, "checkpoint_every": 100, "val_every": 100},
-        "search": {"resolution": 256, "supernet_steps": 150, "batch_size": 8, "patch_size": 64, "eval_size": 128,
-                   "eval_images": 4, "population": 12, "sample_size": 4, "trials": 40, "finetune_steps": 60},
+        "search": {"resolution": 256, "supernet_steps": 150, "batch_size": 8, "patch_size": 64, "eval_size": None,
+                   "eval_images": 4, "population": 12, "sample_size": 4, "trials": 40, "finetune_steps": 0},
+        "tier_train": {"paired_steps": 500, "adversarial_steps": 60},
         "export": {"calibration_images": 8, "validation_images": 4},
         "bench": {"warmup": 3, "runs": 20, "threads": [1, 2]},
+        # The demo runs anywhere: Core ML built off macOS ships marked verified: false (the report says so).
+        "manifest": {"require_verified": {"onnx": True, "tflite": True, "coreml": False, "executorch": False}},
     },
     "full": {
         "data": {"max_side": 1024},
@@ -265,9 +314,13 @@ _PRESETS: dict[str, dict[str, Any]] = {
                   "devices": "auto", "num_workers": 8, "precision": "16-mixed", "tensorboard": True},
         "search": {"space": "wide", "resolution": 512, "supernet_steps": 20000, "batch_size": 32, "patch_size": 128, "eval_size": 256,
                    "eval_images": 16, "n_random": 2, "bn_batches": 8, "population": 64, "sample_size": 16,
-                   "trials": 1000, "finetune_steps": 5000},
+                   "trials": 1000, "finetune_steps": 0},
+        "tier_train": {"paired_steps": 40000, "adversarial_steps": 20000},
         "export": {"calibration_images": 128, "validation_images": 32},
         "bench": {"warmup": 10, "runs": 200, "threads": [1, 2, 4]},
+        # A production release serves iPhones only verified Core ML: until `export verify-coreml` has run on a
+        # Mac and its measurement file is imported, iPhones get the ONNX fallback instead.
+        "manifest": {"require_verified": {"onnx": True, "tflite": True, "coreml": True, "executorch": True}},
     },
 }
 

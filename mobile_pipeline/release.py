@@ -1,9 +1,10 @@
 """``mobile-pipeline release``: data -> train -> search -> export -> bench -> manifest -> report.
 
 Each stage is a :class:`~mobile_pipeline.stage_cache.Stage` whose key hashes the config
-sections it reads and its upstream outputs' bytes, so an unchanged rerun is all cache hits and
-a change reruns only what depends on it. The finished release is assembled in a temporary
-folder and renamed to ``export/<release-id>/`` in one step.
+sections it reads, the ``device_tiers/`` files it declares in ``reads``, the package version
+and its upstream outputs' bytes, so an unchanged rerun is all cache hits and a change reruns
+only what depends on it. :func:`plan_release` says which stages would run, and why. The
+finished release is assembled in a temporary folder and renamed to ``export/<release-id>/`` in one step.
 """
 
 from __future__ import annotations
@@ -16,9 +17,19 @@ from typing import Any
 
 from mobile_pipeline.config import ReleaseConfig, config_hash
 from mobile_pipeline.stage_cache import Stage, StageCache, StageContext, StageResult
+from mobile_pipeline.stage_plan import PlanRow
 from mobile_pipeline.utils.atomic import atomic_output, atomic_write_json
 
-STAGE_ORDER: tuple[str, ...] = ("data", "train", "search", "export", "bench", "manifest", "report")
+STAGE_ORDER: tuple[str, ...] = ("data", "train", "search", "tiers", "export", "bench", "manifest", "report")
+
+# The device_tiers/ files each stage reads (part of its cache key). The search reads budgets
+# and constraints, the latency LUT and its calibration; export the variants and op/arch
+# constraints; the manifest the classifier's data (catalog, overrides, tier table), the
+# latency model (predicted ms) and the imported measurements (Core ML verification).
+SEARCH_READS: tuple[str, ...] = ("tiers.yaml", "latency_lut.json", "calibration.yaml")
+EXPORT_READS: tuple[str, ...] = ("tiers.yaml",)
+MANIFEST_READS: tuple[str, ...] = ("tiers.yaml", "catalog.yaml", "families.yaml", "overrides.yaml",
+                                   "latency_lut.json", "calibration.yaml", "measurements")
 
 
 @dataclass
@@ -43,7 +54,7 @@ def _data_stage(cfg: ReleaseConfig) -> Stage:
         return _summary_of(manifest)
 
     external = tuple(p for p in (cfg.data.source, cfg.data.paired_dir, cfg.data.style_dir, cfg.data.keyframes_dir) if p)
-    return Stage("data", run, config=cfg.data.model_dump(mode="json"), external=external)
+    return Stage("data", run, config={"data": cfg.data.model_dump(mode="json")}, external=external)
 
 
 def _train_stage(cfg: ReleaseConfig) -> Stage:
@@ -67,7 +78,22 @@ def _search_stage(cfg: ReleaseConfig) -> Stage:
         return {"tiers": sorted(results)}
 
     config = {"search": cfg.search.model_dump(mode="json"), "train": cfg.train.model_dump(mode="json")}
-    return Stage("search", run, deps=("data", "train"), config=config)
+    return Stage("search", run, deps=("data", "train"), config=config, reads=SEARCH_READS)
+
+
+def _tiers_stage(cfg: ReleaseConfig) -> Stage:
+    def run(ctx: StageContext) -> dict[str, Any]:
+        from mobile_pipeline.train.tiers import train_tiers
+
+        reference = ctx.inputs["train"] / _load_summary(ctx.inputs["train"])["checkpoint"]
+        models = train_tiers(cfg, ctx.inputs["data"] / "dataset", ctx.inputs["search"], ctx.out_dir,
+                             reference=reference, tiers=list(cfg.search.tiers), resume=ctx.resume, progress=True)
+        return {"architectures": len({m.spec.to_string() for m in models.values()}),
+                "psnr_db": {tier: m.metrics["heldout"]["psnr_db"] for tier, m in models.items()}}
+
+    config = {"tier_train": cfg.tier_train.model_dump(mode="json"), "train": cfg.train.model_dump(mode="json"),
+              "seed": cfg.seed}
+    return Stage("tiers", run, deps=("data", "train", "search"), config=config)
 
 
 def _export_stage(cfg: ReleaseConfig) -> Stage:
@@ -76,6 +102,7 @@ def _export_stage(cfg: ReleaseConfig) -> Stage:
         from mobile_pipeline.train.checkpoint import load_generator
 
         calibration, validation = _calibration_and_validation(cfg, ctx.inputs["data"] / "dataset")
+        heldout = _heldout_pairs(ctx.inputs["data"] / "dataset")
         counts: dict[str, Any] = {}
         for tier in cfg.search.tiers:
             tier_dir = ctx.out_dir / tier
@@ -84,15 +111,17 @@ def _export_stage(cfg: ReleaseConfig) -> Stage:
                 continue
             if tier_dir.exists():
                 shutil.rmtree(tier_dir)
-            generator = load_generator(ctx.inputs["search"] / f"{tier}.pt")
+            # The tier-trained model ships, never the search's supernet slice.
+            generator = load_generator(ctx.inputs["tiers"] / f"{tier}.pt")
             reports = export_tier(generator, tier, tier_dir, calibration=calibration, validation=validation,
                                   **_resolution_override(cfg))
+            _measure_quality(tier_dir, reports, heldout)
             counts[tier] = {"passed": sum(r.passed for r in reports), "rejected": sum(not r.passed for r in reports)}
             (tier_dir / "_tier_done").write_text("ok")
         return {"tiers": counts}
 
-    config = cfg.export.model_dump(mode="json")
-    return Stage("export", run, deps=("data", "search"), config=config)
+    config = {"export": cfg.export.model_dump(mode="json")}
+    return Stage("export", run, deps=("data", "tiers"), config=config, reads=EXPORT_READS, version="2")
 
 
 def _bench_stage(cfg: ReleaseConfig) -> Stage:
@@ -105,7 +134,7 @@ def _bench_stage(cfg: ReleaseConfig) -> Stage:
 
     # Latency numbers are measurements, not functions of the inputs: cached like any other
     # stage so a rerun is instant; change bench settings (or clear the cache) to re-measure.
-    return Stage("bench", run, deps=("export",), config=cfg.bench.model_dump(mode="json"))
+    return Stage("bench", run, deps=("export",), config={"bench": cfg.bench.model_dump(mode="json")})
 
 
 def _manifest_stage(cfg: ReleaseConfig, release_id: str) -> Stage:
@@ -125,7 +154,8 @@ def _manifest_stage(cfg: ReleaseConfig, release_id: str) -> Stage:
         return {"models": len(manifest.models), "ai_pack_groups": len(packs.groups)}
 
     return Stage("manifest", run, deps=("export", "bench"),
-                 config={"manifest": cfg.manifest.model_dump(mode="json"), "release_id": release_id})
+                 config={"manifest": cfg.manifest.model_dump(mode="json"), "release_id": release_id},
+                 reads=MANIFEST_READS)
 
 
 def _report_stage(cfg: ReleaseConfig, release_id: str) -> Stage:
@@ -135,15 +165,22 @@ def _report_stage(cfg: ReleaseConfig, release_id: str) -> Stage:
         write_report(ctx.out_dir, release_id=release_id, inputs=ctx.inputs, cfg=cfg)
         return {"report": "report.html"}
 
-    return Stage("report", run, deps=("data", "train", "search", "export", "bench", "manifest"),
-                 config={"release_id": release_id}, version="1")
+    return Stage("report", run, deps=("data", "train", "search", "tiers", "export", "bench", "manifest"),
+                 config={"release_id": release_id, "preset": cfg.preset, "tiers": list(cfg.search.tiers)}, version="2")
 
 
 # ----------------------------------------------------------------------------- driver
 def build_stages(cfg: ReleaseConfig) -> list[Stage]:
     release_id = release_id_for(cfg)
-    return [_data_stage(cfg), _train_stage(cfg), _search_stage(cfg), _export_stage(cfg), _bench_stage(cfg),
-            _manifest_stage(cfg, release_id), _report_stage(cfg, release_id)]
+    return [_data_stage(cfg), _train_stage(cfg), _search_stage(cfg), _tiers_stage(cfg), _export_stage(cfg),
+            _bench_stage(cfg), _manifest_stage(cfg, release_id), _report_stage(cfg, release_id)]
+
+
+def plan_release(cfg: ReleaseConfig, stages: list[Stage] | None = None) -> list[PlanRow]:
+    """Which stages ``run_release(cfg)`` would run and why; runs nothing, writes nothing."""
+    from mobile_pipeline.stage_plan import plan
+
+    return plan(StageCache(cfg.cache_dir, log=lambda _: None), stages if stages is not None else build_stages(cfg))
 
 
 def run_release(cfg: ReleaseConfig, log=print) -> ReleaseOutcome:
@@ -175,6 +212,11 @@ def _publish(results: dict[str, StageResult], release_dir: Path, release_id: str
         # The searched architecture per tier (spec, MACs, budgets, scores), its checkpoint, the
         # Pareto plot and the search log: what `mobile-pipeline search` writes to models/.
         shutil.copytree(results["search"].out_dir, tmp / "search", ignore=shutil.ignore_patterns("_*"))
+        # The shipped (tier-trained) checkpoints and their provenance; not the training runs.
+        (tmp / "models").mkdir()
+        for path in sorted(results["tiers"].out_dir.glob("*.*")):
+            if path.is_file() and path.suffix in (".pt", ".json") and not path.name.startswith("_"):
+                shutil.copy2(path, tmp / "models" / path.name)
         bench_dir = results["bench"].out_dir
         for path in bench_dir.iterdir():
             if path.is_file() and not path.name.startswith("_"):
@@ -235,6 +277,29 @@ def _calibration_and_validation(cfg: ReleaseConfig, dataset_dir: Path):
     train = [photo for photo, _ in dataset.pairs("train")]
     val = [photo for photo, _ in dataset.pairs("val")]
     return train[: cfg.export.calibration_images], (val or train)[: cfg.export.validation_images]
+
+
+def _heldout_pairs(dataset_dir: Path) -> list:
+    """Whole held-out (photo, teacher target) pairs: what shipped quality is measured on."""
+    from mobile_pipeline.data.dataset import load_dataset
+
+    dataset = load_dataset(dataset_dir)
+    return dataset.pairs("val") or dataset.pairs("train")
+
+
+def _measure_quality(tier_dir: Path, reports: list, pairs: list) -> None:
+    """Held-out quality of every passed, runnable artifact, written into its report."""
+    from mobile_pipeline.exporters.report import report_path_for
+    from mobile_pipeline.quality.heldout import evaluate_artifact
+    for report in reports:
+        if not report.passed:
+            continue
+        artifact = tier_dir / report.artifact
+        quality = evaluate_artifact(artifact, pairs)
+        if quality is None:
+            continue
+        report.quality = quality.to_dict()
+        atomic_write_json(report_path_for(artifact), report.model_dump(mode="json"))
 
 
 def _resolution_override(cfg: ReleaseConfig) -> dict[str, Any]:

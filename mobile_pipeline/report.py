@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from mobile_pipeline.config import ReleaseConfig
+from mobile_pipeline.quality.release_view import COLUMNS as _LOOK_COLUMNS
 from mobile_pipeline.utils.atomic import atomic_write_text
 
 SAMPLE_PHOTOS = 3
@@ -40,18 +41,29 @@ def write_report(out_dir: Path, *, release_id: str, inputs: dict[str, Path], cfg
         figures.setdefault("latency", src.name)
 
     local_p50 = _bench_rows(bench)
+    manifest = _load_json(inputs["manifest"] / "manifest.json") or {}
+    shipped = {m.get("id"): m for m in manifest.get("models", [])}
     tiers: list[dict[str, Any]] = []
     for tier in cfg.search.tiers:
-        search_json = _load_json(inputs["search"] / f"{tier}.json") or {}
+        # The tier-training stage's <tier>.json is the search's plus a `training` block.
+        search_json = _load_json(inputs["tiers"] / f"{tier}.json") or _load_json(inputs["search"] / f"{tier}.json") or {}
         reports = [(p, load_report(p)) for p in sorted((inputs["export"] / tier).glob(f"*{REPORT_SUFFIX}"))]
         rejected = [load_report(p) for p in sorted((inputs["export"] / tier / "rejected").glob(f"*{REPORT_SUFFIX}"))]
         grid = _sample_grid(out_dir / f"samples_{tier}.png", samples, reports)
         tiers.append({"tier": tier, "search": search_json, "reports": [r for _, r in reports], "rejected": rejected,
-                      "grid": grid, "bench": local_p50})
+                      "grid": grid, "bench": local_p50, "shipped": shipped})
 
-    manifest = _load_json(inputs["manifest"] / "manifest.json") or {}
+    from mobile_pipeline.quality.release_view import quality_rows, tier_grid
+
+    heldout = dataset.pairs("val") or dataset.pairs("train")
+    reference = inputs["train"] / train_summary["checkpoint"] if "checkpoint" in train_summary else None
+    names = list(cfg.search.tiers)
+    look = {"rows": quality_rows(heldout, inputs["tiers"], reference, names, {t["tier"]: t["reports"] for t in tiers}),
+            "grid": tier_grid(out_dir / "samples_tiers.png", heldout, inputs["tiers"], reference, names)}
     context = {"release_id": release_id, "train": train_summary, "tiers": tiers, "figures": figures,
-               "manifest_models": len(manifest.get("models", [])), "preset": cfg.preset}
+               "manifest_models": len(manifest.get("models", [])), "preset": cfg.preset, "look": look,
+               "heldout_images": len(heldout), "verification": _verification_policy(cfg.manifest.require_verified),
+               "phones": device_latency_section(tiers)}
     atomic_write_text(out_dir / "report.html", _render_html(context))
     atomic_write_text(out_dir / "report.md", _render_md(context))
 
@@ -123,20 +135,54 @@ def _fmt(value: Any, spec: str = "") -> str:
     return str(value)
 
 
+def _verification_policy(require: dict[str, bool]) -> str:
+    """One sentence: what the manifest did with artifacts that never ran on their own runtime."""
+    excluded = sorted(f for f, required in require.items() if required)
+    marked = sorted(f for f, required in require.items() if not required)
+    parts = []
+    if marked:
+        parts.append(f"unverified {', '.join(marked)} artifacts are shipped marked verified: false")
+    if excluded:
+        parts.append(f"unverified {', '.join(excluded)} artifacts are left out of the manifest")
+    return ("Verification (manifest.require_verified): " + "; ".join(parts) + ". Core ML cannot run off macOS: "
+            "verify it on a Mac with `mobile-pipeline export verify-coreml`, then `mobile-pipeline bench import`.")
+
+
+def _shipping(report: Any, shipped: dict[str, dict[str, Any]]) -> str:
+    """Verified or not, and whether the manifest ships it (rejected artifacts never ship)."""
+    if not report.passed:
+        return "–"
+    model = shipped.get(f"{report.tier}-{report.format}-{report.precision}")
+    if model is None:
+        return "left out (unverified)" if not report.verified else "not in manifest"
+    if model.get("verified", True):
+        return "verified" + (" after export" if model.get("verified_by") else "")
+    return "UNVERIFIED, shipped"
+
+
 def _tier_rows(tier: dict[str, Any]) -> list[list[str]]:
     rows = []
     for report in tier["reports"] + tier["rejected"]:
         measured = tier["bench"].get(report.artifact, {})
+        quality = report.quality or {}
+        notes = list(report.reasons) or ([report.verified_reason] if report.verified_reason else [])
         rows.append([
             report.artifact, report.format, report.precision, "pass" if report.passed else "REJECTED",
             _fmt(report.parity.psnr_db, ".1f") if report.parity.runnable else "not runnable here",
             _fmt(report.parity.max_abs_err, ".4f"), f"{report.bytes / 1024:.0f} KiB",
-            _fmt(measured.get("p50_ms"), ".2f"), "; ".join(report.reasons)[:80],
+            _fmt(measured.get("p50_ms"), ".2f"), _fmt(quality.get("psnr_db"), ".2f"),
+            _fmt(quality.get("ink_recall"), ".2f"), _fmt(quality.get("texture_kept"), ".2f"),
+            _shipping(report, tier.get("shipped", {})), "; ".join(notes)[:80],
         ])
     return rows
 
 
-_COLUMNS = ["artifact", "format", "precision", "gate", "parity PSNR dB", "max abs err", "size", "p50 ms here (1 thread)", "notes"]
+_COLUMNS = ["artifact", "format", "precision", "gate", "parity PSNR dB", "max abs err", "size", "p50 ms here (1 thread)",
+            "held-out PSNR dB", "ink recall", "texture kept", "verified / manifest", "notes"]
+_LOOK_NOTE = ("Whole held-out photos against the teacher. Ink recall: share of the lines the style adds (where the "
+              "photo has none) that the model draws, within 1 px; ink precision: share of the model's added ink that is "
+              "such a line; texture kept: photo texture left where the teacher paints flat tone (1 = the photo's, ~0 "
+              "= the teacher's). Definitions: mobile_pipeline/quality/look.py.")
 
 
 def _arch_facts(tier: dict[str, Any]) -> list[tuple[str, str]]:
@@ -147,12 +193,27 @@ def _arch_facts(tier: dict[str, Any]) -> list[tuple[str, str]]:
         ("architecture", str(search.get("arch", search.get("spec", "–")))),
         ("MACs", f"{search['macs'] / 1e6:.1f} M" if "macs" in search else "–"),
         ("params", f"{search['params'] / 1e3:.1f} k" if "params" in search else "–"),
-        ("predicted latency on the tier's reference device", f"{predicted_here:.1f} ms" if isinstance(predicted_here, (int, float)) else "–"),
+        ("predicted latency on the tier's reference device",
+         (f"{predicted_here:.1f} ms" if isinstance(predicted_here, (int, float)) else "–")
+         + (f" ({tier['latency_source']})" if tier.get("latency_source") else "")),
         # Same machine, runtime and threads as the "p50 ms here" column of the tflite fp32 row below.
         ("predicted latency here (LiteRT, 1 thread)", f"{_fmt(search.get('predicted_local_ms'), '.1f')} ms"),
         ("supernet score (held-out PSNR dB)", _fmt(search.get("supernet_psnr_db"), ".2f")),
-        ("PSNR after fine-tune (dB)", _fmt(search.get("finetuned_psnr_db"), ".2f")),
+        ("shipped model's held-out PSNR (dB)", _fmt(search.get("training", {}).get("heldout", {}).get("psnr_db"), ".2f")),
+        ("trained", _training_text(search.get("training"))),
     ]
+
+
+def _training_text(training: dict[str, Any] | None) -> str:
+    if not training:
+        return "– (no tier training: a supernet slice)"
+    text = (f"{training.get('paired_steps')} paired + {training.get('adversarial_steps')} adversarial steps from "
+            f"{'its supernet weights' if training.get('init') == 'supernet' else 'scratch'}")
+    if training.get("distilled_from"):
+        text += ", distilled from the reference model"
+    if training.get("shared_with"):
+        text += f"; same architecture and weights as {', '.join(training['shared_with'])}"
+    return text
 
 
 def _render_html(ctx: dict[str, Any]) -> str:
@@ -166,15 +227,24 @@ def _render_html(ctx: dict[str, Any]) -> str:
         f"<h1>Release {esc(ctx['release_id'])}</h1>",
         f"<p>Preset <b>{esc(str(ctx['preset']))}</b>; {ctx['manifest_models']} models in <code>manifest.json</code>. "
         "Serve it with <code>mobile-pipeline serve --manifest manifest.json</code>.</p>",
+        f"<p>{esc(ctx['verification'])}</p>",
         "<h2>Stylizer (training stage)</h2><table>",
     ]
     for key, value in ctx["train"].items():
         parts.append(f"<tr><th>{esc(str(key))}</th><td>{esc(str(value))}</td></tr>")
     parts.append("</table>")
+    look = ctx["look"]
+    parts.append(f"<h2>The look of each tier</h2><p>{esc(_LOOK_NOTE)} {ctx['heldout_images']} images.</p><table><tr>"
+                 + "".join(f"<th>{c}</th>" for c in _LOOK_COLUMNS) + "</tr>")
+    parts += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in look["rows"]]
+    parts.append("</table>")
+    if look["grid"]:
+        parts.append(f"<img src='{look['grid']}' alt='held-out photos, each tier side by side'>")
     if "pareto" in ctx["figures"]:
         parts.append(f"<h2>Architecture search</h2><img src='{ctx['figures']['pareto']}' alt='Pareto plot'>")
     if "latency" in ctx["figures"]:
         parts.append(f"<h2>Latency on this machine</h2><img src='{ctx['figures']['latency']}' alt='latency chart'>")
+    parts += ctx.get("phones", {}).get("html", [])
     for tier in ctx["tiers"]:
         parts.append(f"<h2>Tier {esc(tier['tier'])}</h2><table>")
         parts += [f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in _arch_facts(tier)]
@@ -190,11 +260,18 @@ def _render_html(ctx: dict[str, Any]) -> str:
 
 
 def _render_md(ctx: dict[str, Any]) -> str:
-    lines = [f"# Release {ctx['release_id']}", "", f"Preset {ctx['preset']}; {ctx['manifest_models']} models in manifest.json.", ""]
+    lines = [f"# Release {ctx['release_id']}", "", f"Preset {ctx['preset']}; {ctx['manifest_models']} models in manifest.json.", "",
+             ctx["verification"], ""]
     lines += ["## Stylizer", ""] + [f"- {k}: {v}" for k, v in ctx["train"].items()] + [""]
+    lines += ["## The look of each tier", "", f"{_LOOK_NOTE} {ctx['heldout_images']} images.", ""]
+    lines += ["| " + " | ".join(_LOOK_COLUMNS) + " |", "|" + "---|" * len(_LOOK_COLUMNS)]
+    lines += ["| " + " | ".join(row) + " |" for row in ctx["look"]["rows"]] + [""]
+    if ctx["look"]["grid"]:
+        lines += [f"![each tier side by side]({ctx['look']['grid']})", ""]
     for name, alt in (("pareto", "Pareto plot"), ("latency", "latency chart")):
         if name in ctx["figures"]:
             lines += [f"![{alt}]({ctx['figures'][name]})", ""]
+    lines += ctx.get("phones", {}).get("md", [])
     for tier in ctx["tiers"]:
         lines += [f"## Tier {tier['tier']}", ""] + [f"- {k}: {v}" for k, v in _arch_facts(tier)] + [""]
         lines += ["| " + " | ".join(_COLUMNS) + " |", "|" + "---|" * len(_COLUMNS)]
@@ -241,3 +318,66 @@ def _load_json(path: Path | None) -> dict[str, Any] | None:
     if path is None or not Path(path).is_file():
         return None
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+# ---------------------------------------------------------------- measured phones
+def device_latency_section(tiers: list[dict[str, Any]], latency_model: Any = None,
+                           tier_table: dict[str, Any] | None = None) -> dict[str, list[str]]:
+    """Each tier's model predicted on the measured phones, with the fit's error, beside the frame budget.
+
+    Also sets ``tier["latency_source"]`` (where the tier's own predicted latency comes from:
+    fitted to a measured phone, calibrated, or ``uncalibrated (datasheet)``). Returns the
+    section as ``{"md": lines, "html": parts}``; empty when there is no latency model.
+    """
+    import logging
+
+    try:
+        if tier_table is None:
+            from mobile_pipeline.tiers.table import load_tier_table
+
+            tier_table = load_tier_table()
+        if latency_model is None:
+            from mobile_pipeline.search.latency import LatencyModel
+
+            latency_model = LatencyModel.load(tiers=tier_table)
+    except Exception as err:  # the report must not fail for want of a latency model
+        logging.getLogger(__name__).warning("report: no device latency section (%s: %s)", type(err).__name__, err)
+        return {"md": [], "html": []}
+    esc = html.escape
+    title = "Predicted latency on measured phones"
+    intro = ("Each tier's model on the phones Qualcomm AI Hub measured, from per-phone models fitted on published "
+             "networks (±: the fit's leave-one-model-out MAPE). * marks the phone the tier's search optimised for.")
+    md = [f"## {title}", "", intro, ""]
+    out = [f"<h2>{title}</h2><p>{esc(intro)}</p>"]
+    columns = ["phone", "SoC", "phone's tier", "runtime", "predicted ms", "± LOO MAPE", "Spearman", "fits the frame"]
+    for tier in tiers:
+        name, search = tier["tier"], tier.get("search") or {}
+        tier["latency_source"] = latency_model.scale_sources.get(name)
+        if name not in tier_table or not search.get("arch"):
+            continue
+        spec = tier_table[name]
+        frame_ms = 1000.0 / float(spec.target_fps)
+        side = int(search.get("resolution") or spec.resolution)
+        rows = latency_model.phone_predictions(search["arch"], name, spec, (side, side))
+        head = (f"Tier {name}: frame budget {frame_ms:.1f} ms ({spec.target_fps:g} fps), model budget "
+                f"{spec.budgets.latency_ms:g} ms, {side} px. Search latency: {tier['latency_source'] or 'none'}")
+        note = ""
+        if rows and rows[0]["tier_unit"] != "NPU":
+            note = (f"This tier runs on the {rows[0]['tier_unit']}; AI Hub measured these phones' NPU, so the figures "
+                    "below only bound what the tier's phones could do.")
+        table = [[("* " if r["stands_for_tier"] else "") + r["device"], r["soc_model"], str(r["phone_tier"] or "?"),
+                  f"{r['runtime']} {r['precision']}", f"{r['predicted_ms']:.2f}", f"{r['loo_mape_pct']:.0f}%",
+                  f"{r['loo_spearman']:.2f}", "yes" if r["predicted_ms"] * (1 + r["loo_mape_pct"] / 100) <= frame_ms
+                  else ("maybe" if r["predicted_ms"] <= frame_ms else "no")] for r in rows]
+        md += [f"### {head}", ""] + ([note, ""] if note else [])
+        out.append(f"<h3>{esc(head)}</h3>" + (f"<p>{esc(note)}</p>" if note else ""))
+        if not table:
+            md += ["No measured phone for this tier's runtime and precision.", ""]
+            out.append("<p>No measured phone for this tier's runtime and precision.</p>")
+            continue
+        md += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        md += ["| " + " | ".join(row) + " |" for row in table] + [""]
+        out.append("<table><tr>" + "".join(f"<th>{c}</th>" for c in columns) + "</tr>"
+                   + "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in table)
+                   + "</table>")
+    return {"md": md, "html": out}

@@ -1,15 +1,24 @@
 """Content-addressed stage cache: the spine of ``mobile-pipeline release``.
 
-Each stage is a node with declared inputs (config sections, upstream stages, external files)
-and one output folder. Its cache key hashes the stage name and version, the JSON of the
-config sections it reads, and the *content hashes* of its upstream outputs. So:
+Each stage is a node with declared inputs (config sections, upstream stages, external files,
+the ``device_tiers/`` files it reads) and one output folder. Its cache key hashes the stage
+name and version, the package version, the JSON of the config sections it reads, the
+*content hashes* of the ``device_tiers/`` files it declares in ``reads`` and of its upstream
+outputs. So:
 
 * a rerun with nothing changed finds every key and finishes in seconds;
 * a config change reruns the stages that read that section and, only if their output bytes
   change, the stages below them;
+* an edit of ``device_tiers/tiers.yaml`` (a budget), a ``bench calibrate`` that writes
+  ``calibration.yaml`` / ``overrides.yaml``, or an imported measurement reruns exactly the
+  stages that read that file, and a new package version reruns everything (code changed);
 * a killed stage leaves ``<key>.partial/`` (never a finished-looking folder); the rerun hands
   it back to the stage with ``resume=True`` (training resumes from its last checkpoint) and
   renames it to ``<key>/`` only when the stage returns.
+
+The done record (``<key>/_stage.json``) keeps the inputs the key was made of, so
+:mod:`mobile_pipeline.stage_plan` can say *why* a stage would rerun (which config field,
+which ``device_tiers/`` file, which upstream) without running anything.
 """
 
 from __future__ import annotations
@@ -27,6 +36,17 @@ from typing import Any
 from mobile_pipeline.utils.atomic import atomic_write_json, is_temporary, remove_temporaries
 
 DONE_FILE = "_stage.json"
+
+
+def package_version() -> str:
+    """The code version that is part of every key: ``mobile_pipeline.__version__``.
+
+    Bump it (pyproject and ``__init__``) with a change that alters outputs for the same
+    inputs and every stage reruns; ``Stage.version`` does the same for one stage.
+    """
+    from mobile_pipeline import __version__
+
+    return __version__
 
 
 @dataclass(frozen=True)
@@ -49,6 +69,9 @@ class Stage:
         config: JSON-able values the stage reads (config sections); part of the key.
         external: files/folders outside the cache the stage reads (user photos); their
             names, sizes and mtimes are part of the key.
+        reads: files or folders under the configured ``device_tiers/`` folder the stage
+            reads (``"tiers.yaml"``, ``"measurements"``); their content hashes are part of
+            the key, a missing one counts as absent (creating it later reruns the stage).
         version: bump when the stage's code changes its output for the same inputs.
     """
 
@@ -57,7 +80,13 @@ class Stage:
     deps: tuple[str, ...] = ()
     config: Any = None
     external: tuple[Path, ...] = ()
+    reads: tuple[str, ...] = ()
     version: str = "1"
+
+    def __post_init__(self) -> None:
+        for name in self.reads:
+            if Path(name).is_absolute() or ".." in Path(name).parts:
+                raise ValueError(f"stage {self.name!r}: reads entry {name!r} must be a path inside device_tiers/")
 
 
 @dataclass
@@ -92,6 +121,20 @@ def tree_hash(root: Path) -> str:
     return digest.hexdigest()
 
 
+def content_hash(path: Path) -> str | None:
+    """sha256 of a file's bytes, or :func:`tree_hash` of a folder; None when it does not exist."""
+    path = Path(path)
+    if path.is_file():
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+        return digest.hexdigest()
+    if path.is_dir():
+        return tree_hash(path)
+    return None
+
+
 def external_fingerprint(paths: Iterable[Path]) -> list[list[Any]]:
     """Cheap fingerprint of user inputs: (relative path, size, mtime_ns) of every file."""
     rows: list[list[Any]] = []
@@ -109,30 +152,69 @@ def external_fingerprint(paths: Iterable[Path]) -> list[list[Any]]:
     return rows
 
 
-class StageCache:
-    """Runs stages in order, reusing outputs whose key is already complete."""
+def key_of(payload: dict[str, Any]) -> str:
+    """The cache key of a stage's input payload (16 hex of its sorted-key JSON's sha256)."""
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-    def __init__(self, root: Path, log: Callable[[str], None] = print) -> None:
+
+def read_done_record(stage_dir: Path) -> dict[str, Any] | None:
+    """The done record of a completed stage folder, or None (not completed / unreadable)."""
+    try:
+        return json.loads((Path(stage_dir) / DONE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+class StageCache:
+    """Runs stages in order, reusing outputs whose key is already complete.
+
+    Args:
+        root: cache folder (one sub-folder per stage, one per key below it).
+        log: progress lines.
+        device_tiers: the folder a stage's ``reads`` resolve against (default: the
+            project's ``device_tiers/``, the one the stages themselves load).
+        code_version: part of every key (default :func:`package_version`).
+    """
+
+    def __init__(self, root: Path, log: Callable[[str], None] = print, *, device_tiers: Path | None = None,
+                 code_version: str | None = None) -> None:
+        from mobile_pipeline.utils.paths import device_tiers_dir
+
         self.root = Path(root)
         self.log = log
+        self.device_tiers = Path(device_tiers) if device_tiers is not None else device_tiers_dir()
+        self.code_version = code_version if code_version is not None else package_version()
         self.results: dict[str, StageResult] = {}
 
+    def reads_hashes(self, stage: Stage) -> dict[str, str | None]:
+        """Content hash of every ``device_tiers/`` file or folder the stage reads."""
+        return {name: content_hash(self.device_tiers / name) for name in stage.reads}
+
+    def payload_for(self, stage: Stage, dep_hashes: dict[str, str]) -> dict[str, Any]:
+        """Everything the key hashes, as JSON-able data (stored in the done record)."""
+        return {
+            "stage": stage.name,
+            "version": stage.version,
+            "code": self.code_version,
+            "config": json.loads(json.dumps(stage.config, sort_keys=True, default=str)),
+            "deps": {dep: dep_hashes[dep] for dep in stage.deps},
+            "external": json.loads(json.dumps(external_fingerprint(stage.external), default=str)),
+            "reads": self.reads_hashes(stage),
+        }
+
     def key_for(self, stage: Stage) -> str:
+        return key_of(self._payload(stage))
+
+    def _payload(self, stage: Stage) -> dict[str, Any]:
         missing = [dep for dep in stage.deps if dep not in self.results]
         if missing:
             raise RuntimeError(f"stage {stage.name!r} runs before its inputs {missing}")
-        payload = {
-            "stage": stage.name,
-            "version": stage.version,
-            "config": stage.config,
-            "deps": {dep: self.results[dep].content_hash for dep in stage.deps},
-            "external": external_fingerprint(stage.external),
-        }
-        text = json.dumps(payload, sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return self.payload_for(stage, {dep: self.results[dep].content_hash for dep in stage.deps})
 
     def run(self, stage: Stage, index: int = 0, total: int = 0) -> StageResult:
-        key = self.key_for(stage)
+        payload = self._payload(stage)
+        key = key_of(payload)
         final = self.root / stage.name / key
         partial = self.root / stage.name / f"{key}.partial"
         label = f"[{index}/{total}] {stage.name}" if total else stage.name
@@ -153,15 +235,16 @@ class StageCache:
         ctx = StageContext(out_dir=partial, inputs={dep: self.results[dep].out_dir for dep in stage.deps}, resume=resume)
         summary = stage.run(ctx) or {}
         seconds = time.perf_counter() - start
-        content_hash = tree_hash(partial)
-        atomic_write_json(partial / DONE_FILE, {"summary": summary, "content_hash": content_hash,
-                                                "seconds": seconds, "key": key})
+        output_hash = tree_hash(partial)
+        atomic_write_json(partial / DONE_FILE, {"summary": summary, "content_hash": output_hash,
+                                                "seconds": seconds, "key": key, "inputs": payload,
+                                                "finished_at": time.time()})
         if final.exists():  # a stale folder without a done file: replace it
             shutil.rmtree(final)
         os.replace(partial, final)
         self._prune_siblings(stage.name, keep=key)
         self.log(f"{label:<16} done     {seconds:7.1f} s")
-        result = StageResult(stage.name, key, final, False, seconds, summary, content_hash)
+        result = StageResult(stage.name, key, final, False, seconds, summary, output_hash)
         self.results[stage.name] = result
         return result
 

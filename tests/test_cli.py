@@ -8,7 +8,7 @@ import time
 
 from mobile_pipeline.cli import SUBCOMMANDS, build_parser
 
-STAGES = {"data", "train", "search", "export", "bench", "manifest", "serve", "release", "stylize"}
+STAGES = {"data", "train", "search", "export", "bench", "manifest", "serve", "release", "stylize", "tiers"}
 
 
 def test_every_stage_has_a_subcommand() -> None:

@@ -19,7 +19,8 @@ from mobile_pipeline.exporters.formats import FORMATS, parity_gate_db
 from mobile_pipeline.exporters.photos import bundled_photos, prepare_photos, split_photos
 from mobile_pipeline.exporters.report import load_report, report_path_for
 from mobile_pipeline.exporters.runtimes import COREML_NOT_RUNNABLE, RunnerError, load_runner
-from mobile_pipeline.exporters.validate import REJECTED_DIR, artifact_digest, check_parity, psnr_db
+from mobile_pipeline.exporters.validate import REJECTED_DIR, artifact_digest, check_parity
+from mobile_pipeline.quality.image import psnr as psnr_db
 from mobile_pipeline.nets.generator import build_generator
 
 SIDE = 32
@@ -58,7 +59,9 @@ def exported(generator, photos, tmp_path_factory):
     cal, val = photos
     reports = {}
     for fmt, prec in MATRIX:
-        tier = "npu" if prec in ("int8", "int8-full") else None  # int8-only op check too
+        # int8-only op check too; dsp, not npu: stylizer-tiny has a dilated branch, which
+        # npu's arch_constraints forbid (test_arch_constraint_violation_is_rejected).
+        tier = "dsp" if prec in ("int8", "int8-full") else None
         reports[(fmt, prec)] = api.export_variant(generator, fmt, prec, out, input_hw=(SIDE, SIDE), tier=tier,
                                                   calibration=cal, validation=val, stem="tiny")
     return out, reports
@@ -96,8 +99,8 @@ def test_quantized_variants_are_smaller_and_integer(exported):
     full = reports[("tflite", "int8-full")]
     assert full.input.dtype == "int8" and full.output.dtype == "int8" and full.input.layout == "NHWC"
     assert full.input.scale == pytest.approx(1 / 255, rel=0.01)
-    # Checked against the npu tier (int8_only): no float island anywhere.
-    assert full.tier == "npu" and full.op_check.float_ops == []
+    # Checked against an int8_only tier: no float island anywhere.
+    assert full.tier == "dsp" and full.op_check.float_ops == []
     assert reports[("onnx", "int8")].op_check.float_ops == []
     assert "DequantizeLinear" in reports[("onnx", "int8")].op_check.ops
     # fp32 TFLite is all float: the same check would flag it.
@@ -195,7 +198,7 @@ def test_determinism_same_bytes(exported, generator, photos, tmp_path):
     cal, val = photos
 
     def again(key, folder):
-        tier = "npu" if key[1] in ("int8", "int8-full") else None
+        tier = "dsp" if key[1] in ("int8", "int8-full") else None
         return api.export_variant(generator, *key, folder, input_hw=(SIDE, SIDE), tier=tier, calibration=cal,
                                   validation=val, stem="tiny").sha256
 
@@ -213,11 +216,11 @@ def test_export_tier_uses_tier_table(exported, generator, photos, tmp_path):
     from mobile_pipeline.tiers.table import load_tier_table
 
     cal, val = photos
-    reports = api.export_tier(generator, "npu", tmp_path, calibration=cal, validation=val, resolution=SIDE,
+    reports = api.export_tier(generator, "dsp", tmp_path, calibration=cal, validation=val, resolution=SIDE,
                               progress=False)
-    wanted = [(v.format, v.precision) for v in load_tier_table()["npu"].variants]
+    wanted = [(v.format, v.precision) for v in load_tier_table()["dsp"].variants]
     assert [(r.format, r.precision) for r in reports] == wanted
-    assert all(r.passed and r.tier == "npu" for r in reports), [r.reasons for r in reports]
+    assert all(r.passed and r.tier == "dsp" for r in reports), [r.reasons for r in reports]
     with pytest.raises(ValueError, match="did you mean 'npu'"):
         api.export_tier(generator, "nup", tmp_path, calibration=cal, validation=val)
 
@@ -227,12 +230,12 @@ def test_cli_export_checkpoint(exported, generator, tmp_path, capsys):
     from mobile_pipeline.train.checkpoint import save_generator
 
     ckpt = save_generator(generator, tmp_path / "gen.pt")
-    code = main(["export", str(ckpt), "--format", "tfl", "--quantize", "int8", "--tier", "npu",
+    code = main(["export", str(ckpt), "--format", "tfl", "--quantize", "int8", "--tier", "dsp",
                  "--resolution", str(SIDE), "--out", str(tmp_path / "out")])
     text = capsys.readouterr().out
     assert code == 0, text
-    assert (tmp_path / "out" / "npu_int8-full.tflite").exists()
-    assert "npu_int8-full.tflite" in text and "ok" in text
+    assert (tmp_path / "out" / "dsp_int8-full.tflite").exists()
+    assert "dsp_int8-full.tflite" in text and "ok" in text
 
     code = main(["export", str(ckpt), "--format", "tflight", "--out", str(tmp_path / "x")])
     err = capsys.readouterr().err
@@ -255,6 +258,15 @@ SEARCH_OP_SPECS = [
 ]
 
 
+def _int8_tier_allowing(arch: str) -> str:
+    """An int8-only tier whose arch_constraints allow ``arch`` (npu bans dilation, dsp bilinear)."""
+    from mobile_pipeline.nets.spec import ArchSpec
+    from mobile_pipeline.tiers.table import load_tier_table
+
+    table = load_tier_table()
+    return next(name for name in ("npu", "dsp") if not table[name].allows_arch(ArchSpec.from_string(arch)))
+
+
 @pytest.mark.parametrize("arch", SEARCH_OP_SPECS)
 def test_every_search_op_exports_to_full_int8(arch, photos, tmp_path):
     from mobile_pipeline.nets.generator import trained_like
@@ -263,11 +275,37 @@ def test_every_search_op_exports_to_full_int8(arch, photos, tmp_path):
     # Trained-like weights: a fresh BN folds to no bias at all, which hides how the converter
     # lays out the folded bias (the transposed-conv bias bug needs one).
     generator = trained_like(build_generator(arch), seed=0)
+    tier = _int8_tier_allowing(arch)
     for fmt, prec in (("tflite", "int8-full"), ("onnx", "int8")):
-        report = api.export_variant(generator, fmt, prec, tmp_path, input_hw=(SIDE, SIDE), tier="npu",
+        report = api.export_variant(generator, fmt, prec, tmp_path, input_hw=(SIDE, SIDE), tier=tier,
                                     calibration=cal, validation=val, stem=f"{fmt}_op")
         assert report.passed, (arch, fmt, report.reasons)
         assert report.op_check.float_ops == []
+
+
+def test_arch_constraint_violation_is_rejected(exported, generator, photos, tmp_path):
+    """npu forbids the FS block's dilated branch (ANE): stylizer-tiny has one, so it is rejected."""
+    cal, val = photos
+    assert "dil3" in generator.spec.fs_branches
+    report = api.export_variant(generator, "onnx", "int8", tmp_path, input_hw=(SIDE, SIDE), tier="npu",
+                                calibration=cal, validation=val, stem="dilated")
+    assert not report.passed
+    assert report.parity.passed  # the artifact itself is fine: only the tier's constraint rejects it
+    assert report.reasons == ["op check: arch: fs_branches=dil3 is not allowed on tier npu "
+                              "(device_tiers/tiers.yaml arch_constraints)"]
+    assert (tmp_path / REJECTED_DIR / report.artifact).exists() and not (tmp_path / report.artifact).exists()
+    stored = load_report(report_path_for(tmp_path / REJECTED_DIR / report.artifact))
+    assert stored.reasons == report.reasons
+
+
+def test_generator_without_spec_fails_a_constrained_tier(photos, tmp_path):
+    from mobile_pipeline.exporters.validate import check_arch
+    from mobile_pipeline.tiers.table import load_tier_table
+
+    table = load_tier_table()
+    assert check_arch(None, table["cpu"]) == []  # no constraints: nothing to check
+    problems = check_arch(None, table["npu"])
+    assert len(problems) == 1 and "no ArchSpec" in problems[0] and "fs_branches" in problems[0]
 
 
 def test_unloadable_tflite_is_rejected_with_the_interpreter_message(generator, photos, tmp_path, monkeypatch):
@@ -275,7 +313,7 @@ def test_unloadable_tflite_is_rejected_with_the_interpreter_message(generator, p
 
     cal, val = photos
     monkeypatch.setattr(torch2tflite, "convert", lambda base, recipe, calibration: b"TFL3 but not a flatbuffer")
-    report = api.export_variant(generator, "tflite", "int8-full", tmp_path, input_hw=(SIDE, SIDE), tier="npu",
+    report = api.export_variant(generator, "tflite", "int8-full", tmp_path, input_hw=(SIDE, SIDE), tier="dsp",
                                 calibration=cal, validation=val, stem="unloadable")
     assert not report.passed
     assert any("failed to load" in reason for reason in report.reasons), report.reasons

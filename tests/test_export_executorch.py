@@ -18,7 +18,8 @@ from mobile_pipeline.exporters.photos import bundled_photos, prepare_photos, spl
 from mobile_pipeline.exporters.recipes import RecipeError, make_recipe
 from mobile_pipeline.exporters.report import load_report, report_path_for
 from mobile_pipeline.exporters.runtimes import ExecutorchRunner, RunnerError, load_runner
-from mobile_pipeline.exporters.validate import REJECTED_DIR, artifact_digest, check_parity, psnr_db
+from mobile_pipeline.exporters.validate import REJECTED_DIR, artifact_digest, check_parity
+from mobile_pipeline.quality.image import psnr as psnr_db
 
 SIDE = 32
 ARCH = "s8_e16-16_b1xfs_br-dw3_f-sta.add_u-nearest_a-relu"

@@ -8,8 +8,9 @@ import pytest
 from manifest_fixtures import GIB, fixture_rules, make_release, write_artifact
 
 from mobile_pipeline.config import ConfigError, ManifestConfig, build_config
+from mobile_pipeline.exporters.report import load_report, report_path_for
 from mobile_pipeline.manifest.builder import build_manifest
-from mobile_pipeline.manifest.schema import load_manifest
+from mobile_pipeline.manifest.schema import SCHEMA_VERSION, load_manifest
 from mobile_pipeline.serve.dispatch import Dispatcher
 
 PREFER_ET = {"android": ["executorch", "tflite", "onnx"], "ios": ["executorch", "coreml", "onnx"], "other": ["onnx"]}
@@ -18,11 +19,22 @@ PREFER_ET = {"android": ["executorch", "tflite", "onnx"], "ios": ["executorch", 
 def _release(root):
     art = make_release(root / "art")
     write_artifact(art / "cpu", "cpu", "executorch", "fp32", "xnnpack")
-    write_artifact(art / "npu", "npu", "executorch", "fp16", "coreml")
+    coreml_pte = write_artifact(art / "npu", "npu", "executorch", "fp16", "coreml")
+    _mark_unverified(coreml_pte)
     # An XNNPACK .pte in a tier whose Android delegate the SoC vendor overrides (qnn on Qualcomm):
     # the .pte's delegate is baked in and must survive dispatch.
     write_artifact(art / "npu", "npu", "executorch", "int8", "xnnpack")
     return art
+
+
+def _mark_unverified(artifact):
+    """As the exporter writes a Core ML-delegated .pte off Apple: checked, not run."""
+    path = report_path_for(artifact)
+    report = load_report(path)
+    parity = report.parity.model_copy(update={"runnable": False, "psnr_db": None, "max_abs_err": None,
+                                              "not_runnable_reason": "not runnable here: Core ML delegate"})
+    path.write_text(report.model_copy(update={"parity": parity, "verified": False,
+                                              "verified_reason": parity.not_runnable_reason}).model_dump_json())
 
 
 def _build(root, name, cfg):
@@ -50,6 +62,7 @@ def test_pte_entries_per_platform_with_delegate_and_os_floor(manifests):
     assert android.min_os == "26" and ios.min_os == "17.0"  # ExecuTorch's iOS runtime floor
     coreml = by_id["npu-executorch-fp16"]  # Core ML-delegated: iOS only, so no platform suffix
     assert coreml.platform == "ios" and coreml.delegate == "coreml"
+    assert coreml.verified is False and "Core ML" in coreml.verified_reason and android.verified
     assert "npu-executorch-fp16-android" not in by_id
 
 
@@ -82,8 +95,8 @@ def test_preference_is_written_and_survives_a_reload(manifests):
     assert manifest.format_preference["android"][0] == "executorch"
     loaded = load_manifest(root / "preferred.json")
     assert loaded == manifest
-    schema = json.loads((root / "preferred.json").read_text())
-    assert schema["schema_version"] == "1.1"
+    written = json.loads((root / "preferred.json").read_text())
+    assert written["schema_version"] == SCHEMA_VERSION == "1.2"  # 1.2 added the executorch format
 
 
 @pytest.mark.parametrize("preference, words", [
@@ -95,3 +108,12 @@ def test_preference_is_written_and_survives_a_reload(manifests):
 def test_bad_preference_is_refused_with_the_field(preference, words):
     with pytest.raises(ConfigError, match=words):
         build_config({"manifest": {"format_preference": preference}})
+
+
+def test_requiring_verified_pte_leaves_the_coreml_one_out(manifests):
+    root, _, _ = manifests
+    strict = {"onnx": True, "tflite": True, "coreml": False, "executorch": True}
+    manifest = _build(root, "strict", ManifestConfig(format_preference=PREFER_ET, require_verified=strict))
+    assert "npu-executorch-fp16" not in {m.id for m in manifest.models}
+    selection = Dispatcher(manifest).select({"platform": "ios", "soc_model": "A17 Pro", "ram_bytes": 8 * GIB})
+    assert selection.model.id == "npu-executorch-int8-ios"  # the verified (XNNPACK) .pte of the same tier

@@ -159,15 +159,41 @@ def test_real_catalog_play_agrees_with_dispatcher(tmp_path):
     assert len(raw["device_tier_set"]["device_tiers"]) == 3
     cfg = validate_play_config(raw)  # parse once; play_level_for takes the parsed config too
     dispatcher = Dispatcher(real)
+    # Around every tier floor (1.5 / 2 / 2.5 GiB) and the family rules' 5 / 7 GiB, up to a 16 GB phone.
+    rams = (GIB, int(1.5 * GIB) - 1, int(1.5 * GIB), int(1.7 * GIB), 2 * GIB - 1, 2 * GIB, int(2.2 * GIB),
+            int(2.5 * GIB) - 1, int(2.5 * GIB), 3 * GIB, int(5.5 * GIB), int(7.4 * GIB), int(11.2 * GIB), 16 * GIB)
     checked = 0
     for soc in real.tier_rules.socs:
         if soc.manufacturer == "apple":
             continue
         for manufacturer in soc.reported_manufacturers:
-            for ram in (GIB, int(1.7 * GIB), int(2.2 * GIB), 3 * GIB, 12 * GIB):
+            for ram in rams:
                 served = dispatcher.select({"platform": "android", "soc_manufacturer": manufacturer,
                                             "soc_model": soc.model, "ram_bytes": ram})
                 level = play_level_for(cfg, soc_manufacturer=manufacturer, soc_model=soc.model, ram_bytes=ram)
                 assert levels[level] == served.tier, (manufacturer, soc.model, ram)
                 checked += 1
-    assert checked > 300
+    assert checked > 2000
+
+
+def test_play_targets_the_new_socs_in_their_tiers(tmp_path):
+    """The 2024-2026 chips are in the Play config, at their catalog tier's level, under what phones report."""
+    real = build_manifest(make_release(tmp_path / "art"), tmp_path / "m.json", release_id="real", cfg=ManifestConfig())
+    cfg, levels = build_play_config(real)
+    top = {}
+    for tier_entry in cfg["device_tier_set"]["device_tiers"]:
+        names = set(tier_entry["device_group_names"])
+        for group in cfg["device_groups"]:
+            if group["name"] in names:
+                for selector in group["device_selectors"]:
+                    for soc in selector["system_on_chips"]:
+                        key = (soc["manufacturer"], soc["model"])
+                        top[key] = max(top.get(key, 0), tier_entry["level"])
+    expected = {("QTI", "SM8750"): "npu", ("QTI", "SM8850"): "npu", ("QTI", "SM8735"): "npu", ("QTI", "SM8635"): "npu",
+                ("QTI", "SM7675"): "npu", ("Qualcomm", "SM7435"): "dsp", ("QTI", "SM7635"): "dsp",
+                ("QTI", "SM8250"): "gpu", ("Mediatek", "MT6993"): "npu", ("Mediatek", "MT6899"): "npu",
+                ("Mediatek", "MT6878"): "npu", ("Samsung", "s5e9955"): "npu", ("Samsung", "s5e8855"): "npu",
+                ("Samsung", "s5e8845"): "npu", ("Google", "Tensor G5"): "npu", ("Google", "GS201"): "npu"}
+    for key, tier in expected.items():
+        assert levels[top.get(key, 0)] == tier, key
+    assert ("Mediatek", "MT6835") not in top  # cpu-tier chips need no selector: level 0 is the default

@@ -47,7 +47,8 @@ def lut(tmp_path):
 
 def test_prediction_is_overhead_plus_sum_of_entries(lut, tmp_path):
     tiers = load_tier_table()
-    model = LatencyModel.load(lut, tiers=tiers, calibration_path=tmp_path / "none.yaml")
+    model = LatencyModel.load(lut, tiers=tiers, calibration_path=tmp_path / "none.yaml",
+                              device_latency_path=tmp_path / "none.json")
     ops = spec_ops(SPEC, (64, 64))
     expected = OVERHEAD_MS + sum(MS_PER_MAC * op.macs for op in ops)
     assert model.predict_local_ms(SPEC, (64, 64)) == pytest.approx(expected, rel=1e-9)
@@ -58,7 +59,8 @@ def test_prediction_is_overhead_plus_sum_of_entries(lut, tmp_path):
                  / roofline_ms(ops, 50.0, 10.0, 4))
         assert model.tier_scales[name] == pytest.approx(ratio)
         assert model.predict_ms(SPEC, name, (64, 64)) == pytest.approx(expected * ratio)
-        assert model.scale_sources[name] == "roofline"
+        assert model.scale_sources[name].startswith("uncalibrated (datasheet): roofline")
+        assert model.latency_label(name) == "uncalibrated (datasheet)"
 
 
 def test_calibration_file_overrides_the_roofline_scale(lut, tmp_path):
@@ -67,7 +69,8 @@ def test_calibration_file_overrides_the_roofline_scale(lut, tmp_path):
     model = LatencyModel.load(lut, tiers=load_tier_table(), calibration_path=calibration)
     assert model.tier_scales["cpu"] == 3.5
     assert model.predict_ms(SPEC, "cpu", (64, 64)) == pytest.approx(3.5 * model.predict_local_ms(SPEC, (64, 64)))
-    assert model.scale_sources["gpu"] == "roofline"
+    assert model.latency_label("cpu") == "calibrated (own measurements)"
+    assert model.scale_sources["gpu"].startswith("uncalibrated (datasheet)")
     calibration.write_text("cpu: {scale: -1}\n", encoding="utf-8")
     with pytest.raises(LatencyModelError, match="cpu.scale"):
         LatencyModel.load(lut, tiers=load_tier_table(), calibration_path=calibration)

@@ -39,6 +39,7 @@ def test_get_select_answers_model_and_fallbacks(client):
     assert r.status_code == 200
     body = r.json()
     assert body["tier"] == "npu" and body["matched_by"] == "catalog" and body["soc"] == "SM8650"
+    assert body["why"] == ["fixture:SM8650"]  # the deciding rule (these tests' hand-written rules)
     assert body["model"]["id"] == "npu-tflite-int8-full"
     assert body["model"]["delegate"] == "qnn"  # Qualcomm's own delegate for the NPU tier
     assert set(body["model"]) >= {"id", "url", "sha256", "bytes", "format", "precision", "delegate"}
@@ -181,3 +182,43 @@ def test_app_refuses_to_start_on_invalid_manifest(tmp_path):
     with pytest.raises(ManifestInvalid, match="invalid manifest"):
         with TestClient(create_app(path, ServeSettings(reload_interval_s=0, handle_sighup=False))):
             pass
+
+
+# ------------------------------------------------------- why, and its contract
+@pytest.fixture(scope="module")
+def real_client(tmp_path_factory):
+    """A server over a manifest built from device_tiers/ (catalog, family rules, capability rules)."""
+    root = tmp_path_factory.mktemp("serve-real")
+    build_manifest(make_release(root / "art"), root / "manifest.json", release_id="real-1", cfg=ManifestConfig())
+    app = create_app(root / "manifest.json", ServeSettings(reload_interval_s=0, handle_sighup=False))
+    with TestClient(app) as client:
+        yield client
+
+
+def test_family_answer_carries_its_reasoning(real_client):
+    device = {"platform": "android", "soc_manufacturer": "QTI", "soc_model": "SM8950", "ram_bytes": 2 << 30,
+              "os_version": "16"}
+    get = real_client.get("/v1/select", params=device)     # answered by the fast path
+    post = real_client.post("/v1/select", json=device)     # and by FastAPI's route
+    assert get.status_code == post.status_code == 200 and get.content == post.content
+    body = get.json()
+    assert (body["tier"], body["classified_tier"], body["matched_by"], body["soc"]) == ("gpu", "npu", "family", None)
+    assert body["why"] == ["family:snapdragon-8", "ram:npu"]
+    flagship = real_client.get("/v1/select", params={"soc_manufacturer": "QTI", "soc_model": "SM8750",
+                                                      "gpu_renderer": "Adreno (TM) 830", "ram_bytes": 12 << 30}).json()
+    assert (flagship["tier"], flagship["why"]) == ("npu", ["catalog:SM8750"])
+
+
+def test_openapi_documents_the_answer_with_why(real_client):
+    from mobile_pipeline.serve.schemas import SelectResponse
+
+    spec = real_client.get("/openapi.json").json()
+    for method in ("get", "post"):
+        ok = spec["paths"]["/v1/select"][method]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert ok == {"$ref": "#/components/schemas/SelectResponse"}
+    schema = spec["components"]["schemas"]["SelectResponse"]
+    assert "why" in schema["required"] and schema["properties"]["why"]["type"] == "array"
+    assert set(schema["properties"]["matched_by"]["enum"]) == {"catalog", "family", "rules", "default"}
+    # real answers satisfy the documented model (extra fields are refused by it)
+    for params in ({"soc_model": "SM8950"}, {"platform": "ios", "soc_model": "iPhone19,3"}, {}):
+        SelectResponse.model_validate_json(real_client.get("/v1/select", params=params).content)

@@ -64,8 +64,15 @@ DEVICES = [
     ("lots of RAM, no accelerator", dict(platform="android", soc_manufacturer="Acme", soc_model="Z9",
                                          ram_bytes=24 * GIB, gpu_renderer="PowerVR Rogue GE8320"),
      "cpu", "cpu-tflite-fp32", None),
-    ("unknown SoC with a flagship Adreno", dict(platform="android", os_version="13", gpu_renderer="Adreno (TM) 740",
-                                                ram_bytes=8 * GIB), "gpu", "gpu-tflite-fp16", "cpu-tflite-fp32"),
+    ("no SoC reported, Adreno 740 + 8 GiB: the Snapdragon 8 family by GPU",
+     dict(platform="android", os_version="13", gpu_renderer="Adreno (TM) 740", ram_bytes=8 * GIB),
+     "npu", "npu-tflite-int8-full", "gpu-tflite-fp16"),
+    ("no SoC reported, Adreno 740 + 3 GiB: RAM does not corroborate, the GPU rule decides",
+     dict(platform="android", os_version="13", gpu_renderer="Adreno (TM) 740", ram_bytes=3 * GIB),
+     "gpu", "gpu-tflite-fp16", "cpu-tflite-fp32"),
+    ("a 2026 Snapdragon the catalog does not know (family rule)",
+     dict(platform="android", os_version="16", soc_manufacturer="QTI", soc_model="SM8950", ram_bytes=16 * GIB),
+     "npu", "npu-tflite-int8-full", "gpu-tflite-fp16"),
     ("flagship SoC with 2 GiB RAM", dict(platform="android", os_version="14", soc_manufacturer="QTI",
                                          soc_model="SM8650", ram_bytes=2 * GIB), "gpu", "gpu-tflite-fp16", "dsp-tflite-int8-full"),
     ("flagship SoC on Android 9 (NNAPI too old)", dict(platform="android", os_version="9", soc_manufacturer="QTI",
@@ -110,11 +117,26 @@ def _device_table() -> list[DeviceInfo]:
                 infos.append(DeviceInfo(platform="android", soc_manufacturer=manufacturer, soc_model=model,
                                         ram_bytes=ram, os_version=os_version))
     renderers = ["Adreno (TM) 740", "Adreno (TM) 610", "Mali-G76 MP12", "Mali-G76 MP4", "Mali-G715", "Mali-G57 MC2",
-                 "Immortalis-G720", "PowerVR Rogue GE8320", "Xclipse 920", None]
-    for renderer, accelerators in itertools.product(renderers, ((), ("hexagon",), ("npu", "gpu"), ("nnapi",))):
+                 "Immortalis-G720", "PowerVR Rogue GE8320", "Xclipse 920", "Adreno (TM) 830", "Adreno (TM) 710",
+                 "Mali-G925-Immortalis MC12", "Mali-G1-Ultra MC12", "ANGLE (Samsung Xclipse 540) on Vulkan 1.3.279",
+                 "PowerVR D-Series DXT-48-1536 MC1", None]
+    # RAM around the family rules' corroboration thresholds (5 and 7 GiB) and the tier floors
+    for renderer, accelerators, ram in itertools.product(renderers, ((), ("hexagon",), ("npu", "gpu"), ("nnapi",)),
+                                                         (None, 3 * GIB, int(5.5 * GIB), 8 * GIB)):
         infos.append(DeviceInfo(platform="android", gpu_renderer=renderer, accelerators=accelerators,
-                                ram_bytes=8 * GIB, os_version="13"))
-    for model, renderer, accelerators in itertools.product(("iPhone30,1", "iPhone10,4", "iPhone8,1", "iPad20,1", None),
+                                ram_bytes=ram, os_version="13"))
+    # chips no catalog entry names: each family's next part number, some with a renderer
+    for model, renderer in itertools.product(("SM8950", "SM8975-AC", "SM7850", "SM7735", "SM6650", "SM4635", "SM4250",
+                                              "SDM670", "MT6995", "MT6997V/ZA", "MT6898", "MT6879", "MT6855", "MT6836",
+                                              "s5e9965", "exynos2600", "s5e8865", "Tensor G6", "gs301", "Kirin9020",
+                                              "T820", "ZX-9000"),
+                                             (None, "Adreno (TM) 830", "Mali-G52 MC2")):
+        for manufacturer, ram, os_version in (("QTI", 12 * GIB, "16"), (None, int(2.2 * GIB), "9")):
+            infos.append(DeviceInfo(platform="android", soc_manufacturer=manufacturer, soc_model=model,
+                                    gpu_renderer=renderer, ram_bytes=ram, os_version=os_version))
+        infos.append(DeviceInfo(platform="other", soc_model=model))
+    for model, renderer, accelerators in itertools.product(("iPhone30,1", "iPhone19,3", "iPhone10,4", "iPhone8,1",
+                                                            "iPad20,1", "iPod9,1", None),
                                                            ("Apple A15 GPU", "Apple M2 GPU", None), ((), ("ane",))):
         infos.append(DeviceInfo(platform="ios", soc_model=model, gpu_renderer=renderer, accelerators=accelerators,
                                 os_version="17.0"))
@@ -124,17 +146,35 @@ def _device_table() -> list[DeviceInfo]:
 
 
 def test_agrees_with_the_reference_classifier(dispatcher):
-    """The manifest-driven index and mobile_pipeline.tiers.classify give the same tier and fallbacks."""
+    """The manifest-driven index and mobile_pipeline.tiers.classify give the same tier, fallbacks and why."""
     table = _device_table()
-    assert len(table) > 400
+    assert len(table) > 900
     mismatches = []
+    matched = set()
     for info in table:
         expected = classify(info)
         got = dispatcher.select(info)
-        chosen = (got.tier, tuple(f.tier for f in got.fallbacks), got.matched_by)
-        if chosen != (expected.tier, expected.fallbacks, expected.matched_by):
-            mismatches.append((info.model_dump(exclude_none=True), chosen, expected.chain, expected.reason))
+        chosen = (got.tier, tuple(f.tier for f in got.fallbacks), got.matched_by, got.why)
+        matched.add(got.matched_by)
+        if chosen != (expected.tier, expected.fallbacks, expected.matched_by, expected.why):
+            mismatches.append((info.model_dump(exclude_none=True), chosen, expected.chain, expected.why))
     assert not mismatches, mismatches[:5]
+    assert matched == {"catalog", "family", "rules", "default"}
+
+
+def test_why_names_the_rule_and_each_step_down(dispatcher):
+    def why(**info):
+        return dispatcher.select(DeviceInfo(**info)).why
+
+    assert why(platform="android", soc_manufacturer="QTI", soc_model="SM8750", ram_bytes=12 * GIB) == ("catalog:SM8750",)
+    assert why(platform="android", soc_model="SM8950", ram_bytes=2 * GIB, os_version="16") == (
+        "family:snapdragon-8", "ram:npu")
+    assert why(platform="android", soc_model="SM8950", ram_bytes=12 * GIB, os_version="9") == (
+        "family:snapdragon-8", "os:npu")  # Android 9: no NNAPI 1.2 for npu; gpu (Android 7+) serves
+    assert why(platform="android", gpu_renderer="Adreno (TM) 830", ram_bytes=3 * GIB) == ("rules:gpu",)
+    assert why(platform="android") == ("default",)
+    assert why(platform="other", soc_model="SM8650") == ("catalog:SM8650", "unserved:npu")
+    assert why(platform="ios", soc_model="iPhone19,3") == ("family:iphone",)
 
 
 def test_missing_tier_falls_down_the_chain(tmp_path):
@@ -162,3 +202,18 @@ def test_answers_are_shared_and_bounded(dispatcher, monkeypatch):
     for i in range(500):
         d.select({"soc_model": f"unknown-{i}", "gpu_renderer": f"GPU {i}"})
     assert len(d._memo) <= 50 and len(d._cache) < 10  # hostile strings never grow the answer cache
+
+
+def test_a_1_0_manifest_without_families_still_dispatches(tmp_path):
+    """Manifests written before family rules (schema 1.0, iOS generations as a table) keep working."""
+    rules, chains = fixture_rules()
+    manifest = build_manifest(make_release(tmp_path / "art"), tmp_path / "m.json", release_id="old", cfg=ManifestConfig(),
+                              rules=rules, fallback_chains=chains)
+    raw = manifest.model_dump(mode="json")
+    raw["schema_version"] = "1.0"
+    del raw["tier_rules"]["families"]
+    old = type(manifest).model_validate(raw)
+    answer = Dispatcher(old).select({"platform": "ios", "soc_model": "iPhone30,1", "os_version": "19.0"})
+    assert (answer.tier, answer.matched_by, answer.why) == ("npu", "rules", ("rules:ios-machine",))
+    unknown = Dispatcher(old).select({"platform": "android", "soc_model": "SM8950", "ram_bytes": 12 * GIB})
+    assert (unknown.tier, unknown.why) == ("cpu", ("default",))

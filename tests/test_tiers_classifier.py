@@ -66,10 +66,14 @@ REAL_DEVICES = [
     ("iPhone X (A11)", ios("iPhone10,3", os="16.7"), "gpu", "catalog"),
     ("iPhone 7 (A10)", ios("iPhone9,1", os="15.8", ram=2 * GiB), "cpu", "catalog"),
     ("iPad Pro M4", ios("iPad16,3"), "npu", "catalog"),
-    ("future iPhone", ios("iPhone19,1", os="19.0"), "npu", "rules"),
+    ("future iPhone (machine id newer than the catalog's)", ios("iPhone19,1", os="26.0"), "npu", "family"),
     ("unknown SoC", android("ZX-9000", "Acme Semi"), "cpu", "default"),
     ("lots of RAM, no accelerator", android("ZX-9000", "Acme Semi", ram=24 * GiB, renderer="Mali-G52 MC2"), "cpu", "default"),
-    ("unknown SoC with a flagship Adreno", android("SM9999", "QTI", renderer="Adreno (TM) 830"), "gpu", "rules"),
+    ("unknown SoC with an Adreno 8xx: Snapdragon 8 family by GPU", android("SM9999", "QTI", renderer="Adreno (TM) 830"),
+     "npu", "family"),
+    ("Adreno 8xx but 3 GiB RAM does not corroborate a flagship", android("SM9999", "QTI", renderer="Adreno (TM) 830",
+                                                                        ram=3 * GiB), "gpu", "rules"),
+    ("unknown SoC with a GPU-only Adreno 710", android("SM9999", "QTI", renderer="Adreno (TM) 710"), "gpu", "rules"),
     ("unknown SoC reporting an NPU", android("X1", "Acme", accelerators=("nnapi", "npu")), "npu", "rules"),
     ("unknown SoC reporting only nnapi+gpu", android("X1", "Acme", accelerators=("nnapi", "gpu")), "cpu", "default"),
 ]
@@ -101,7 +105,7 @@ def test_fallback_chains(clf):
     assert clf.classify(ios("iPhone15,2")).chain == ("npu", "gpu", "cpu")
     assert clf.classify(android("SM6375", "QTI")).chain == ("dsp", "cpu")
     # a GPU-only unknown device gets no int8 DSP model to fall back to
-    assert clf.classify(android("SM9999", "QTI", renderer="Adreno (TM) 750")).chain == ("gpu", "cpu")
+    assert clf.classify(android("SM9999", "QTI", renderer="Adreno (TM) 710")).chain == ("gpu", "cpu")
     # a GPU-tier chip with a Hexagon DSP does
     assert clf.classify(android("SM8150", "QTI")).chain == ("gpu", "dsp", "cpu")
     assert clf.classify(android("ZX", "Acme")).fallbacks == ()
@@ -202,6 +206,9 @@ def test_tier_rules_summary():
     assert "iPhone15,2" in moved["npu"]["ios_machine_ids"]
     assert all(m["model"] != "iPhone15,3" for body in moved.values() for m in body["soc_models"])
     assert rules["accelerator_tiers"]["hexagon"] == "dsp"
+    families = {f["id"]: f for f in rules["families"]}
+    assert families["snapdragon-8"]["steps"] == [[3, "npu"], [1, "gpu"]] and families["snapdragon-8"]["kind"] == "soc"
+    assert families["adreno-8xx"]["min_ram_bytes"] == 5 << 30 and families["iphone"]["kind"] == "ios"
     assert rules["vendor_delegates"]["npu"]["qualcomm"] == "qnn"
 
 

@@ -1,4 +1,6 @@
-"""Capability rules: GPU families, their key-based form for the dispatcher, iOS generations."""
+"""Capability rules: GPU families, their key-based form for the dispatcher, Apple GPU names, bounds.
+
+(iOS machine-id generations are family rules now: tests/test_tiers_families.py.)"""
 
 from __future__ import annotations
 
@@ -12,7 +14,6 @@ from mobile_pipeline.tiers.rules import (
     gpu_family_keys,
     gpu_rule_for,
     gpu_tier_by_keys,
-    ios_tier_from_machine,
     os_allows,
     ram_allows,
 )
@@ -25,6 +26,10 @@ RENDERERS = [
     ("Mali-G76", "cpu"), ("Mali-G72", "cpu"), ("Mali-G68", "cpu"), ("Mali-G57", "cpu"), ("Mali-G52", "cpu"),
     ("Mali-G31", "cpu"), ("Mali-T830", "cpu"), ("PowerVR Rogue GE8320", "cpu"),
     ("Apple A15 GPU", "gpu"), ("Apple M2 GPU", "gpu"), ("Apple A10 GPU", "cpu"),
+    # as phones report them: MediaTek's "Mali-Gxxx-Immortalis", Arm's 2025 names, Exynos through ANGLE
+    ("Mali-G925-Immortalis MC12", "gpu"), ("Mali-G720-Immortalis MC12", "gpu"), ("Mali-G1-Ultra MC12", "gpu"),
+    ("Mali-G1-Premium MC8", "gpu"), ("Mali-G1-Pro MC4", "cpu"), ("ANGLE (Samsung Xclipse 940) on Vulkan 1.3.264", "gpu"),
+    ("PowerVR D-Series DXT-48-1536 MC1", "cpu"), ("Adreno (TM) 840", "gpu"), ("Adreno (TM) 710", "gpu"),
 ]
 
 
@@ -51,21 +56,8 @@ def test_key_form_agrees_with_regex_rules():
     assert set(GPU_FAMILY_KEYS.values()) <= {"cpu", "gpu"}
     assert gpu_family_keys("Adreno (TM) 750") == ("adreno 750", "adreno 7", "adreno")
     assert gpu_family_keys("Mali-G715") == ("mali-g715", "mali-g7", "mali")
+    assert gpu_family_keys("Mali-G1-Ultra MC12") == ("mali-g1-ultra", "mali-g1", "mali")
     assert gpu_family_keys("") == ()
-
-
-@pytest.mark.parametrize(
-    "machine, tier",
-    [("iPhone11,8", "npu"), ("iPhone17,1", "npu"), ("iPhone30,1", "npu"), ("iPhone10,3", "gpu"), ("iPhone9,1", "cpu"),
-     ("iPad8,1", "npu"), ("iPad7,5", "cpu"), ("iPod9,1", "cpu")],
-)
-def test_ios_generations(machine, tier):
-    assert ios_tier_from_machine(machine)[0] == tier
-
-
-@pytest.mark.parametrize("machine", [None, "", "x86_64", "arm64", "iPhone", "Watch6,1", "iPhone15,2,3"])
-def test_ios_non_phone_ids(machine):
-    assert ios_tier_from_machine(machine) is None
 
 
 def test_apple_chip_from_metal_name():

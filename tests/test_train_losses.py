@@ -20,7 +20,7 @@ from mobile_pipeline.train.losses import (
     multiscale_l1,
     paired_loss,
 )
-from mobile_pipeline.train.metrics import PSNR_CAP_DB, psnr, ssim
+from mobile_pipeline.quality.image import PSNR_CAP_DB, psnr, ssim
 
 
 def _images(seed: int = 0, shape: tuple[int, ...] = (2, 3, 16, 16)) -> torch.Tensor:

@@ -260,7 +260,7 @@ def test_few_shot_learns_a_keyframe_pair_from_small_patches(tmp_path) -> None:
 
     from mobile_pipeline.data.dataset import build_dataset, load_dataset
     from mobile_pipeline.data.teachers import cartoon_filter
-    from mobile_pipeline.train.metrics import psnr
+    from mobile_pipeline.quality.image import psnr
     from mobile_pipeline.train.runner import evaluate_generator, train_stylizer
 
     from mobile_pipeline.data.sources import bundled_photo_dir

@@ -22,6 +22,12 @@ Two corrections, both written as data that other stages read:
    ``margin`` moves up while the next larger tier's model would also fit with that margin.
    The two thresholds differ, so a moved device stays put on the next run (no flapping).
    Every move carries its numbers in ``reason`` so a reviewer can accept or revert it.
+
+3. **Per-device latency models** (``device_tiers/device_latency.json``), fitted on the
+   imported AI Hub profiles of published networks (:mod:`mobile_pipeline.bench.device_fit`).
+   The search's latency model takes a tier's latency from them when a measured phone belongs
+   to the tier. Those measurements time other people's networks, so they take no part in 1
+   or 2.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mobile_pipeline.bench.measurement import Measurement, load_measurements
+from mobile_pipeline.bench.measurement import NOT_A_PHONE_SOURCES, Measurement, load_measurements
 from mobile_pipeline.utils.atomic import atomic_write_text
 from mobile_pipeline.utils.paths import device_tiers_dir
 
@@ -97,14 +103,21 @@ class CalibrationReport:
     moves: list[TierMove] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
+    device_table: Any = None  # DeviceLatencyTable fitted on AI Hub profiles, when there were some
 
     def to_dict(self) -> dict[str, Any]:
         return {"fits": {k: asdict(v) for k, v in self.fits.items()}, "moves": [asdict(m) for m in self.moves],
-                "skipped": list(self.skipped), "written": [str(p) for p in self.written]}
+                "skipped": list(self.skipped), "written": [str(p) for p in self.written],
+                "device_fits": [f.to_dict() for f in self.device_table.fits] if self.device_table else []}
 
     def summary(self) -> str:
         """Human-readable table of the fit and the moves."""
-        lines = ["tier   n  scale before -> after   MAPE before -> after   RMSE(log) before -> after"]
+        lines: list[str] = []
+        if self.device_table is not None:
+            from mobile_pipeline.bench.device_fit import summary_rows
+
+            lines += ["device latency models (AI Hub profiles, leave-one-model-out):", *summary_rows(self.device_table), ""]
+        lines += ["tier   n  scale before -> after   MAPE before -> after   RMSE(log) before -> after"]
         for fit in self.fits.values():
             lines.append(
                 f"{fit.tier:<5} {fit.n_measurements:>2}  {_fmt(fit.scale_before, '.3f'):>12} -> {fit.scale_after:<7.3f}"
@@ -320,7 +333,7 @@ def calibrate(measurements: list[Measurement] | None = None, *, latency_model: A
               tiers: Mapping[str, Any] | None = None, device_tier: Callable[[Measurement], str] | None = None,
               margin: float = DEFAULT_MARGIN, moves: bool = True, dry_run: bool = False, measurements_dir: Path | None = None,
               calibration_path: Path | None = None, overrides_path: Path | None = None,
-              now: datetime | None = None) -> CalibrationReport:
+              device_latency_path: Path | None = None, now: datetime | None = None) -> CalibrationReport:
     """Refit tier scales and plan tier moves from measurements; write both unless ``dry_run``.
 
     Args:
@@ -333,13 +346,30 @@ def calibrate(measurements: list[Measurement] | None = None, *, latency_model: A
         margin: relative tolerance around the frame budget for moves.
         moves: plan tier moves (False: only refit the scales).
         dry_run: compute and report, write nothing.
+        device_latency_path: where the per-device latency models go (default
+            ``device_tiers/device_latency.json``).
     """
     now = now or datetime.now(timezone.utc)
     if measurements is None:
         measurements = [m for _, m in load_measurements(measurements_dir)]
-    if not measurements:
+    # A Core ML parity run on a Mac is timed too, but a Mac is not a phone of any tier.
+    measurements = [m for m in measurements if m.source not in NOT_A_PHONE_SOURCES]
+    published = [m for m in measurements if m.reference_model]
+    measurements = [m for m in measurements if not m.reference_model]
+    if not measurements and not published:
         raise CalibrationError("no measurements to calibrate from; import some with "
-                               "`mobile-pipeline bench import FILE --soc SOC_MODEL` first")
+                               "`mobile-pipeline bench import FILE --soc SOC_MODEL` (or an AI Hub perf.yaml) first")
+    report = CalibrationReport()
+    if published:
+        from mobile_pipeline.bench.device_fit import fit_device_models
+
+        report.device_table, notes = fit_device_models(published)
+        report.skipped += notes
+        if not dry_run and report.device_table.fits:
+            report.written.append(report.device_table.write(device_latency_path))
+    if not measurements:
+        report.skipped.append("no measurements of our own artifacts: tier scales and tier moves left as they are")
+        return report
     if tiers is None:
         from mobile_pipeline.tiers.table import load_tier_table
 
@@ -349,7 +379,6 @@ def calibrate(measurements: list[Measurement] | None = None, *, latency_model: A
 
         latency_model = LatencyModel.load()
     device_tier = device_tier or _default_device_tier(None)
-    report = CalibrationReport()
 
     report.moves = plan_tier_moves(measurements, device_tier, tiers, margin) if moves else []
     moved = {(m.soc_model, m.manufacturer): m.to_tier for m in report.moves}

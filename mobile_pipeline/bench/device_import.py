@@ -28,6 +28,7 @@ from mobile_pipeline.bench.measurement import (
     MeasurementError,
     MemoryStats,
     store_measurement,
+    store_measurement_set,
     validate_measurement,
 )
 
@@ -327,3 +328,49 @@ def _from_json(item: Any, origin: str, soc_model: str | None, manufacturer: str 
         if item.get(key) is None:
             item[key] = list(value) if isinstance(value, tuple) else value
     return validate_measurement(item, origin)
+
+
+# ------------------------------------------------------------------------------- AI Hub
+def is_aihub_file(path: Path) -> bool:
+    """A wheel, a YAML file, or JSON shaped like an AI Hub perf.yaml / profile job."""
+    path = Path(path)
+    if path.suffix in (".whl", ".yaml", ".yml"):
+        return True
+    if path.suffix != ".json" or not path.is_file():
+        return False
+    from mobile_pipeline.bench.aihub import is_aihub_document
+
+    try:
+        return is_aihub_document(json.loads(path.read_text(encoding="utf-8")))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return False
+
+
+def import_aihub(path: Path, *, models: list[str] | None = None, device: str | None = None, runtime: str | None = None,
+                 precision: str | None = None, device_soc: dict[str, str] | None = None, origin: str | None = None,
+                 out_root: Path | None = None, now: datetime | None = None) -> tuple[list[Path], list[str]]:
+    """Store the measurements of an AI Hub perf.yaml, profile-job JSON or qai-hub-models wheel.
+
+    One JSON list per model under ``<out_root>/aihub/``. Returns the stored paths and the notes
+    on what was skipped (failed jobs, devices whose numbers AI Hub copies, unknown devices).
+    """
+    from mobile_pipeline.bench.aihub import AIHubImportError, load_aihub_devices, read_aihub_file, read_aihub_wheel
+
+    path = Path(path)
+    if not path.is_file():
+        raise MeasurementError(f"AI Hub file not found: {path}")
+    devices = load_aihub_devices(extra=device_soc)
+    if path.suffix == ".whl":
+        result = read_aihub_wheel(path, models, devices=devices)
+    else:
+        if models and len(models) > 1:
+            raise AIHubImportError(f"{path}: one file holds one model; --model names {len(models)}")
+        result = read_aihub_file(path, model=models[0] if models else None, device=device, runtime=runtime,
+                                 precision=precision, origin=origin, devices=devices)
+    if not result.measurements:
+        raise AIHubImportError(f"{path}: no usable measurement (" + "; ".join(result.skipped[:4]) + ")")
+    by_model: dict[str, list[Measurement]] = {}
+    for m in result.measurements:
+        by_model.setdefault(m.reference_model or m.artifact, []).append(m)
+    stored = [store_measurement_set(group, name, out_root, now=now) for name, group in sorted(by_model.items())]
+    return stored, list(dict.fromkeys(result.skipped))  # one note per reason, not per precision

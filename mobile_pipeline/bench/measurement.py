@@ -23,7 +23,10 @@ from mobile_pipeline.utils.paths import device_tiers_dir
 from mobile_pipeline.utils.validation import field_messages
 
 SCHEMA_VERSION = 1
-Source = Literal["benchmark_model", "coreml_report", "app_timing", "other"]
+# "aihub": a published Qualcomm AI Hub profile (perf.yaml / profile job) of a reference network
+Source = Literal["benchmark_model", "coreml_report", "app_timing", "coreml_verify", "aihub", "other"]
+#: Sources measured on a computer, not a phone: calibration (tier scales, device moves) skips them.
+NOT_A_PHONE_SOURCES: frozenset[str] = frozenset({"coreml_verify"})
 
 
 class MeasurementError(ValueError):
@@ -79,6 +82,31 @@ class MemoryStats(_Strict):
     peak_mb: float | None = Field(None, ge=0)
 
 
+class ParityEvidence(_Strict):
+    """The artifact run by its own runtime against the reference stored at export (``verify-coreml``).
+
+    ``artifact_sha256`` binds the evidence to exact bytes (for a ``.mlpackage`` the exporter's
+    tree hash, the report's ``sha256``): a re-exported artifact is not verified by it.
+    """
+
+    artifact_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    runtime: str = Field(min_length=1, max_length=128, description="e.g. 'coremltools 9.0 predict, compute units ALL'.")
+    host: str | None = Field(None, max_length=128, description="e.g. 'macOS 15.1 arm64 (Mac14,2)'.")
+    psnr_db: float | None = Field(None, ge=0, description="None when the output could not be compared (see problem).")
+    max_abs_err: float | None = Field(None, ge=0)
+    gate_db: float = Field(gt=0)
+    images: int = Field(ge=1)
+    passed: bool
+    problem: str | None = Field(None, max_length=500, description="Why the output could not be compared.")
+
+    @model_validator(mode="after")
+    def _passed_matches_gate(self) -> "ParityEvidence":
+        expected = self.psnr_db is not None and self.psnr_db >= self.gate_db
+        if self.passed != expected:
+            raise ValueError(f"passed={self.passed} contradicts psnr_db {self.psnr_db} against gate_db {self.gate_db}")
+        return self
+
+
 class Measurement(_Strict):
     """One artifact timed on one device. This is also the JSON import form (see the README)."""
 
@@ -100,6 +128,16 @@ class Measurement(_Strict):
     measured_at: datetime | None = None
     imported_at: datetime | None = None
     notes: str | None = None
+    parity: ParityEvidence | None = Field(None, description="Parity of the artifact on this machine's runtime "
+                                                            "(written by `export verify-coreml`); verifies it in the manifest.")
+    # Where the number comes from, for the profiles of published networks (AI Hub) that the
+    # device latency model is fitted on; a measurement of one of our artifacts leaves them empty.
+    reference_model: str | None = Field(None, description="Published network that ran (AI Hub model id), not ours.")
+    runtime: str | None = Field(None, description="tflite, qnn_dlc, qnn_context_binary, onnx, ...")
+    compute_unit: str | None = Field(None, description="Primary compute unit the profiler reported: NPU, GPU, CPU.")
+    layer_counts: dict[str, int] | None = Field(None, description="Layers per compute unit, e.g. {npu: 13, total: 13}.")
+    tool_versions: dict[str, str] | None = Field(None, description="qairt, tflite, onnx_runtime ... versions.")
+    origin: str | None = Field(None, description="The file (and package version) the number was read from.")
     raw: dict[str, Any] = Field(default_factory=dict, description="Everything the parser read, for audits.")
 
     @model_validator(mode="after")
@@ -153,8 +191,33 @@ def store_measurement(measurement: Measurement, root: Path | None = None, now: d
     return path
 
 
+def store_measurement_set(measurements: list[Measurement], name: str, root: Path | None = None,
+                          folder: str = "aihub", now: datetime | None = None) -> Path:
+    """Write many measurements as one JSON list, ``<root>/<folder>/<timestamp>-<name>.json``.
+
+    A published profile file holds hundreds of numbers (devices x runtimes x precisions); one
+    file per import keeps the store reviewable. Never overwrites.
+    """
+    if not measurements:
+        raise MeasurementError(f"{name}: nothing to store")
+    root = Path(root) if root is not None else default_measurements_dir()
+    now = now or datetime.now(timezone.utc)
+    items = [(m if m.imported_at is not None else m.model_copy(update={"imported_at": now})) for m in measurements]
+    stem = f"{now.strftime('%Y%m%dT%H%M%SZ')}-{safe_name(name)}"
+    path = root / folder / f"{stem}.json"
+    counter = 1
+    while path.exists():
+        path = root / folder / f"{stem}-{counter}.json"
+        counter += 1
+    atomic_write_json(path, [m.model_dump(mode="json", exclude_none=True) for m in items])
+    return path
+
+
 def load_measurements(root: Path | None = None) -> list[tuple[Path, Measurement]]:
-    """Every stored measurement under ``root`` (sorted by path); a bad file is an error naming it."""
+    """Every stored measurement under ``root`` (sorted by path); a bad file is an error naming it.
+
+    A file holds one measurement (one import of a log) or a list of them (an AI Hub profile set).
+    """
     root = Path(root) if root is not None else default_measurements_dir()
     found: list[tuple[Path, Measurement]] = []
     if not root.is_dir():
@@ -164,5 +227,8 @@ def load_measurements(root: Path | None = None) -> list[tuple[Path, Measurement]
             raw = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as err:
             raise MeasurementError(f"{path}: not valid JSON ({err}); fix or delete the file") from None
-        found.append((path, validate_measurement(raw, str(path))))
+        if isinstance(raw, list):
+            found += [(path, validate_measurement(item, f"{path}[{i}]")) for i, item in enumerate(raw)]
+        else:
+            found.append((path, validate_measurement(raw, str(path))))
     return found

@@ -246,9 +246,11 @@ def bench_one(path: Path, runtime: RuntimeSpec, cfg: BenchConfig, layout_hint: s
 
 
 # ------------------------------------------------------------------------------- parity
-def psnr_db(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return math.inf if mse == 0 else 10.0 * math.log10(1.0 / mse)
+def _parity_psnr(output: np.ndarray, reference: np.ndarray) -> float:
+    """PSNR by the project's one convention (quality.image: per-image mean, capped at 100 dB)."""
+    from mobile_pipeline.quality.image import psnr
+
+    return round(psnr(output, reference), 3)
 
 
 def _reference_rank(info: dict[str, Any]) -> int:
@@ -280,7 +282,7 @@ def _add_parity(records: list[dict[str, Any]], outputs: dict[int, np.ndarray], i
                                                              c[1]["threads"]))
         note = " (export-rejected, reference only)" if ref_rec.get("reference_only") else ""
         rec["parity_reference"] = f"{ref_rec['artifact']} on {ref_rec['runtime']}{note}"
-        rec["parity_psnr_db"] = _finite(psnr_db(outputs[i], ref_out))
+        rec["parity_psnr_db"] = _parity_psnr(outputs[i], ref_out)
         rec["parity_max_abs_err"] = float(np.max(np.abs(outputs[i] - ref_out)))
 
 
@@ -293,11 +295,6 @@ def _rejected_references(paths: list[Path], artifacts: list[Path]) -> list[Path]
             if artifact_format(candidate) in ("onnx", "tflite") and candidate.is_file():
                 found.add(candidate.resolve())
     return sorted(p for p in found if artifact_info(p).get("precision") == "fp32")
-
-
-def _finite(value: float) -> float | None:
-    """JSON has no infinity: identical outputs are reported as 99 dB (far above any gate)."""
-    return 99.0 if math.isinf(value) else round(value, 3)
 
 
 def _load_own_reference(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
@@ -372,7 +369,7 @@ def bench_artifacts(paths: list[Path], cfg: BenchConfig, out_dir: Path, progress
         rec, ref_out = records[i], own_refs[records[i]["path"]][1]
         if ref_out.shape == out.shape:
             rec["parity_reference"] = Path(rec["path"]).name + REFERENCE_SUFFIX
-            rec["parity_psnr_db"] = _finite(psnr_db(out, ref_out))
+            rec["parity_psnr_db"] = _parity_psnr(out, ref_out)
             rec["parity_max_abs_err"] = float(np.max(np.abs(out - ref_out)))
     for rec in records:
         for key, value in list(rec.items()):

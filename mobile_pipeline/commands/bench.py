@@ -6,9 +6,14 @@
   mobile-pipeline bench import FILE --soc SOC_MODEL [--manufacturer M] [--device-name NAME]
                                [--artifact NAME_OR_PATH] [--arch ARCH_STRING] [--tier T] [--input-hw H,W]
       store a benchmark_model log or a JSON measurement under device_tiers/measurements/<soc>/.
+  mobile-pipeline bench import perf.yaml | profile.json | qai_hub_models-X.whl [--model ID]
+                               [--device 'Samsung Galaxy S24' --runtime tflite --precision w8a8]
+                               [--device-soc 'NAME=SOC']
+      store Qualcomm AI Hub on-device profiles under device_tiers/measurements/aihub/.
   mobile-pipeline bench calibrate [--dry-run] [--margin 0.1]
       refit per-tier latency scales (device_tiers/calibration.yaml) and move devices that miss
-      or beat their frame budget (device_tiers/overrides.yaml).
+      or beat their frame budget (device_tiers/overrides.yaml); refit the per-phone latency
+      models on imported AI Hub profiles (device_tiers/device_latency.json).
   mobile-pipeline bench adb ARTIFACT.tflite --binary PATH/benchmark_model [--serial S] [--threads N] [--use-gpu]
       run on an attached Android phone and import the result (skipped when adb sees no device).
 
@@ -140,7 +145,21 @@ def _run_import(argv: list[str]) -> int:
     parser.add_argument("--tier", default=None, help="tier the artifact was exported for")
     parser.add_argument("--input-hw", default=None, help="input size H,W (default: the artifact report's, or the tier's)")
     parser.add_argument("--out", type=Path, default=None, help="measurements folder (default: device_tiers/measurements)")
+    aihub = parser.add_argument_group("Qualcomm AI Hub profiles (perf.yaml, profile-job JSON, qai-hub-models wheel)")
+    aihub.add_argument("--model", action="append", default=None,
+                       help="AI Hub model id (qai_hub_models/models/<id>); default: the perf.yaml's folder name; "
+                            "repeat or comma-separate to pick models from a wheel")
+    aihub.add_argument("--device", default=None, help="AI Hub device name of a profile job, e.g. 'Samsung Galaxy S24'")
+    aihub.add_argument("--runtime", default=None, help="runtime of a profile job: tflite, qnn_dlc, onnx ...")
+    aihub.add_argument("--precision", default=None, help="precision of a profile job: float, w8a8, w8a16 ...")
+    aihub.add_argument("--device-soc", action="append", default=None, metavar="'NAME=SOC'",
+                       help="map a device missing from device_tiers/aihub_devices.yaml to its SoC model")
+    aihub.add_argument("--origin", default=None, help="where the file comes from (default: its path)")
     args = parser.parse_intermixed_args(argv)
+    from mobile_pipeline.bench.device_import import is_aihub_file
+
+    if is_aihub_file(args.file):
+        return _import_aihub(args)
     input_hw = None
     if args.input_hw:
         try:
@@ -163,8 +182,41 @@ def _run_import(argv: list[str]) -> int:
         m = validate_measurement(json.loads(path.read_text(encoding="utf-8")), str(path))
         print(f"imported {m.artifact} on {m.device.soc_model}: {m.latency.typical_ms:.2f} ms "
               f"({m.delegate or '?'}, {m.num_threads or '?'} threads) -> {path}")
-        if not m.arch:
+        if m.parity is not None:
+            outcome = "verifies" if m.parity.passed else "FAILED parity: leaves out"
+            print(f"  parity {m.parity.problem or f'{m.parity.psnr_db:.1f} dB'} (gate {m.parity.gate_db:.0f} dB): "
+                  f"{outcome} {m.artifact} (sha256 {m.parity.artifact_sha256[:12]}...) in the next manifest build")
+        elif not m.arch:
             print("  note: no arch recorded; calibration will skip it (use --arch or --artifact PATH)")
+    return 0
+
+
+def _import_aihub(args: argparse.Namespace) -> int:
+    import json
+
+    from mobile_pipeline.bench.aihub import parse_device_soc
+    from mobile_pipeline.bench.device_import import import_aihub
+    from mobile_pipeline.bench.measurement import MeasurementError
+
+    models = [m.strip() for item in (args.model or []) for m in item.split(",") if m.strip()] or None
+    try:
+        stored, skipped = import_aihub(args.file, models=models, device=args.device, runtime=args.runtime,
+                                       precision=args.precision, device_soc=parse_device_soc(args.device_soc),
+                                       origin=args.origin, out_root=args.out)
+    except MeasurementError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for path in stored:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+        devices = sorted({r["device"].get("device_name") or r["device"]["soc_model"] for r in rows})
+        runtimes = sorted({f"{r.get('runtime')}/{r.get('precision')}" for r in rows})
+        print(f"imported {len(rows)} AI Hub measurements of {rows[0].get('reference_model')} on {len(devices)} devices "
+              f"({', '.join(runtimes)}) -> {path}")
+    for note in skipped[:20]:
+        print(f"  skipped: {note}")
+    if len(skipped) > 20:
+        print(f"  ... and {len(skipped) - 20} more skipped")
+    print("refit the device latency model with `mobile-pipeline bench calibrate`")
     return 0
 
 

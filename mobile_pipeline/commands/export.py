@@ -8,6 +8,16 @@ Examples:
 
 Every artifact gets <artifact>.report.json (parity, op support, size, sha256); artifacts that
 fail their gate are moved to OUT/rejected/. Exit status 1 when any variant was rejected.
+
+--preset/--config supply the defaults of --calibration-images, --validation-images,
+--resolution and --jobs (the config's export section), and with --tier the formats to export
+(export.formats); flags given on the command line win.
+
+Core ML cannot run off macOS: its artifacts are recorded verified: false. On a Mac:
+  mobile-pipeline export verify-coreml export/<release-id> [--out FILE] [--compute-units all|cpu|cpu-gpu|cpu-ne]
+runs each passed .mlpackage against the reference stored at export (<artifact>.parity.npz) and
+writes a measurement file; `mobile-pipeline bench import FILE` on the build machine then lets
+the manifest mark those artifacts verified. (A checkpoint literally named verify-coreml: ./verify-coreml.)
 """
 
 from __future__ import annotations
@@ -15,6 +25,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+from mobile_pipeline.commands._common import add_config_arguments, load_release_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,14 +47,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="dataset folder (from `mobile-pipeline data`) for calibration/validation photos; "
                              "default: bundled sample photos")
     parser.add_argument("--recipe", type=Path, default=None, help="YAML recipe overrides (see exporters/recipes.py)")
-    parser.add_argument("--jobs", type=int, default=1, help="with --tier: worker processes, one format each")
-    parser.add_argument("--calibration-images", type=int, default=8)
-    parser.add_argument("--validation-images", type=int, default=4)
+    parser.add_argument("--jobs", type=int, default=None, help="with --tier: worker processes, one format each "
+                                                               "(default: config export.jobs)")
+    parser.add_argument("--calibration-images", type=int, default=None, help="default: config export.calibration_images")
+    parser.add_argument("--validation-images", type=int, default=None, help="default: config export.validation_images")
+    add_config_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from mobile_pipeline.exporters.formats import FormatError, resolve_format, resolve_precision
     from mobile_pipeline.exporters.recipes import RecipeError
+
+    export_cfg = load_release_config(args).export
+    # Flags win; the config's export section fills what was not given.
+    for flag, value in (("calibration_images", export_cfg.calibration_images),
+                        ("validation_images", export_cfg.validation_images), ("jobs", export_cfg.jobs),
+                        ("resolution", export_cfg.resolution)):
+        if getattr(args, flag) is None:
+            setattr(args, flag, value)
+    for flag in ("calibration_images", "validation_images", "jobs"):
+        if getattr(args, flag) < 1:
+            print(f"error: --{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}", file=sys.stderr)
+            return 2
 
     # Validate the cheap things before loading torch and the checkpoint.
     try:
@@ -107,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.tier and info is None:
             reports = api.export_tier(generator, args.tier, args.out, calibration=cal, validation=val,
-                                      resolution=args.resolution, jobs=max(1, args.jobs))
+                                      resolution=args.resolution, jobs=args.jobs, formats=export_cfg.formats)
         else:
             side = args.resolution or _tier_resolution(args.tier) or 256
             print(f"[export] {info.name} {precision} @ {side}px ...", flush=True)
@@ -144,3 +170,53 @@ def _print_table(reports, out_dir: Path) -> None:
         if not p.runnable and p.not_runnable_reason and p.passed:
             print(f"    note: {p.not_runnable_reason} (ML Program checked instead)")
     print(f"reports: {out_dir}/<artifact>.report.json; rejected artifacts: {out_dir}/rejected/")
+    if any(r.format == "coreml" and r.passed and not r.verified for r in reports):
+        print("Core ML artifacts are verified: false here (prediction needs macOS); on a Mac run "
+              f"`mobile-pipeline export verify-coreml {out_dir}`, then `mobile-pipeline bench import FILE` here")
+
+
+# ------------------------------------------------------------------- verify-coreml
+def run_verify_coreml(argv: list[str]) -> int:
+    """``mobile-pipeline export verify-coreml PATH...``: Core ML parity on macOS -> a measurement file."""
+    parser = argparse.ArgumentParser(
+        prog="mobile-pipeline export verify-coreml",
+        description="On macOS: run every passed Core ML artifact under PATH (release folder or .mlpackage) with "
+                    "coremltools' predict against the reference stored at export, apply the export parity gate, "
+                    "time the predictions, and write a measurement file for `mobile-pipeline bench import`.")
+    parser.add_argument("paths", nargs="+", type=Path, help="release folder(s) or .mlpackage artifacts")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="measurement file to write (default: FIRST_PATH/coreml_verification.json, or beside "
+                             "the .mlpackage)")
+    parser.add_argument("--compute-units", default="all", choices=["all", "cpu", "cpu-gpu", "cpu-ne"],
+                        help="Core ML compute units (default all: the Neural Engine where it can)")
+    parser.add_argument("--runs", type=int, default=10, help="timed predictions per artifact (default 10)")
+    parser.add_argument("--soc", default=None, help="machine id to record (default: sysctl hw.model, e.g. Mac14,2)")
+    args = parser.parse_args(argv)
+    from mobile_pipeline.exporters.coreml_verify import NOT_MACOS, VerifyError, on_macos, verify_release
+
+    if not on_macos():
+        print(f"error: {NOT_MACOS}", file=sys.stderr)
+        return 2
+    if args.runs < 1:
+        print(f"error: --runs must be at least 1, got {args.runs}", file=sys.stderr)
+        return 2
+    try:
+        measurements = verify_release(args.paths, compute_units=args.compute_units, runs=args.runs, soc_model=args.soc)
+    except VerifyError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    from mobile_pipeline.utils.atomic import atomic_write_json
+
+    first = args.paths[0]
+    out = args.out or (first / "coreml_verification.json" if first.is_dir() and first.suffix != ".mlpackage"
+                       else first.with_name(first.name + ".verification.json"))
+    atomic_write_json(out, [m.model_dump(mode="json", exclude_none=True) for m in measurements])
+    failed = [m.artifact for m in measurements if not m.parity.passed]
+    print(f"wrote {len(measurements)} measurement(s) to {out}; import it on the build machine with "
+          f"`mobile-pipeline bench import {out}`, then rebuild the manifest (rerun `release`)")
+    if failed:
+        print(f"FAILED parity: {', '.join(failed)} (the manifest will leave them out)", file=sys.stderr)
+    return 1 if failed else 0
+
+
+ACTIONS = {"verify-coreml": run_verify_coreml}

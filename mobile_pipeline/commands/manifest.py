@@ -21,15 +21,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ai-packs", type=Path, default=None, metavar="DIR",
                         help="also write the Play for On-device AI pack layout (models, targeting XML, Gradle) here")
     parser.add_argument("--bench", type=Path, default=None, help="bench.json with measured latencies")
+    parser.add_argument("--measurements", type=Path, default=None,
+                        help="imported measurements with parity evidence (`export verify-coreml` + `bench import`; "
+                             "default device_tiers/measurements)")
     add_config_arguments(parser)
 
 
 def _table(manifest) -> str:
-    rows = [("id", "platform", "bytes", "psnr dB", "pred ms", "meas ms")]
+    rows = [("id", "platform", "bytes", "psnr dB", "pred ms", "meas ms", "verified")]
     for m in manifest.models:
         fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
         rows.append((m.id, m.platform, f"{m.bytes:,}", fmt(m.parity_psnr_db), fmt(m.latency.predicted_ms),
-                     fmt(m.latency.measured_p50_ms)))
+                     fmt(m.latency.measured_p50_ms), "yes" if m.verified else "NO"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows)
 
@@ -41,12 +44,18 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_release_config(args).manifest
     out = args.out or args.artifacts_dir / "manifest.json"
+    excluded: list[str] = []
     try:
-        manifest = build_manifest(args.artifacts_dir, out, release_id=args.release_id, cfg=cfg, bench_json=args.bench)
+        manifest = build_manifest(args.artifacts_dir, out, release_id=args.release_id, cfg=cfg, bench_json=args.bench,
+                                  measurements_dir=args.measurements, excluded=excluded)
     except ManifestBuildError as err:
         print(f"error: {err}", file=sys.stderr)
+        for line in excluded:
+            print(f"  left out: {line}", file=sys.stderr)
         return 2
     print(_table(manifest))
+    for line in excluded:
+        print(f"left out: {line}")
     print(f"manifest: {len(manifest.models)} models, release {manifest.release_id} -> {out}")
     if args.play_config:
         try:

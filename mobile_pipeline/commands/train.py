@@ -6,6 +6,8 @@ Examples:
   mobile-pipeline train --resume                         # continue from runs/train/checkpoints/last.ckpt
   mobile-pipeline train --preset full --devices 4 --strategy ddp --accelerator gpu
   mobile-pipeline train --arch stylizer-tiny --steps 200
+  mobile-pipeline train --arch models/demo/npu.json --reference runs/train/generator.pt --out runs/npu
+                                                         # a tier's searched architecture, distilled
 
 Without --data the dataset is built first (data stage, same config) into <out>/data.
 Writes <out>/generator.pt, <out>/metrics.json (held-out PSNR/SSIM vs the teacher),
@@ -28,7 +30,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="dataset folder from the data stage (default: build one into <out>/data)")
     parser.add_argument("--out", type=Path, default=Path("runs/train"), help="run folder (default: runs/train)")
     parser.add_argument("--resume", action="store_true", help="continue from <out>/checkpoints/last.ckpt")
-    parser.add_argument("--arch", default=None, help="registered spec name or architecture string (train.arch)")
+    parser.add_argument("--arch", default=None,
+                        help="registered spec name, architecture string, or a tier JSON written by the search "
+                             "(models/<preset>/<tier>.json, search/<tier>.json): train.arch")
+    parser.add_argument("--reference", type=Path, default=None,
+                        help="generator checkpoint to distill from (train.weight_distill, train.distill_batch_size), "
+                             "as tier training does with the train stage's model")
+    parser.add_argument("--init", type=Path, default=None,
+                        help="generator checkpoint of the same architecture to start from (e.g. search/<tier>.pt)")
     parser.add_argument("--steps", type=int, default=None,
                         help="total training steps; split between the paired and adversarial stages in the "
                              "config's ratio")
@@ -59,7 +68,12 @@ def _train_overrides(args: argparse.Namespace, paired: int, adversarial: int) ->
     devices = args.devices
     if devices is not None and devices.lstrip("-").isdigit():
         devices = int(devices)
-    for key, value in (("arch", args.arch), ("accelerator", args.accelerator), ("devices", devices),
+    arch = args.arch
+    if arch is not None and arch.endswith(".json"):
+        from mobile_pipeline.train.tiers import spec_from_arch_file
+
+        arch = spec_from_arch_file(Path(arch)).to_string()
+    for key, value in (("arch", arch), ("accelerator", args.accelerator), ("devices", devices),
                        ("num_nodes", args.num_nodes), ("strategy", args.strategy), ("seed", args.seed)):
         if value is not None:
             overrides[key] = value
@@ -91,7 +105,18 @@ def run(args: argparse.Namespace) -> int:
             build_dataset(cfg.data, data_dir, progress=progress)
         elif not (data_dir / "manifest.json").is_file():
             raise DataError(f"--data {data_dir}: no manifest.json; build it with `mobile-pipeline data --out {data_dir}`")
-        result = train_stylizer(cfg, data_dir, args.out, spec=spec, resume=args.resume, progress=progress)
+        init = None
+        if args.init is not None:
+            from mobile_pipeline.train.checkpoint import read_generator_state
+
+            init_spec, init = read_generator_state(args.init)
+            if init_spec != spec:
+                raise ValueError(f"--init {args.init} holds {init_spec.to_string()}, not {spec.to_string()}; "
+                                 "pass a checkpoint of the same architecture")
+        if args.reference is not None and not args.reference.is_file():
+            raise ValueError(f"--reference {args.reference}: no such checkpoint")
+        result = train_stylizer(cfg, data_dir, args.out, spec=spec, resume=args.resume, progress=progress,
+                                init_state_dict=init, reference_checkpoint=args.reference)
     except (ConfigError, DataError, SpecError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -129,3 +129,70 @@ class PatchSampler:
                     "resume with the same config"
                 )
         self.step = int(state["step"])
+
+
+class UnpairedSampler:
+    """Augmented photo crops with no teacher target: the inputs of distillation.
+
+    The reference model's output is the only target these crops get, so they may leave the
+    teacher's domain on purpose: each crop is taken at a random scale (a larger window area-
+    resized to the patch, so the model also sees objects smaller than in the dataset) and
+    with a random exposure, gamma, saturation and white balance (phones see every lighting).
+    A teacher target would not be valid for such a crop (a paired teacher cannot restyle it,
+    and the cartoon filter's tone bands depend on exposure), which is exactly why the
+    reference answers instead. Like :class:`PatchSampler`, the batch of a step is a pure
+    function of ``(seed, rank, step)``.
+
+    Args:
+        photos: uint8 ``H x W x 3`` photos (training photos, plus any unpaired ones).
+        patch_size: side of the square crops.
+        seed: base seed.
+        rank: data-parallel rank.
+        min_scale: the smallest ratio patch / window side (1.0 = no zoom-out).
+        photometric: random exposure / gamma / saturation / white balance.
+    """
+
+    def __init__(self, photos: Sequence[np.ndarray], patch_size: int, seed: int, *, rank: int = 0,
+                 min_scale: float = 0.6, photometric: bool = True) -> None:
+        if not photos:
+            raise ValueError("UnpairedSampler needs at least one photo")
+        if not 0.1 <= min_scale <= 1.0:
+            raise ValueError(f"min_scale must be in [0.1, 1], got {min_scale}")
+        self.patch_size, self.seed, self.rank = int(patch_size), int(seed), int(rank)
+        self.min_scale, self.photometric = float(min_scale), bool(photometric)
+        window = int(np.ceil(self.patch_size / self.min_scale))
+        self._photos = [_pad_to(p, window) for p in photos]
+        area = np.array([p.shape[0] * p.shape[1] for p in self._photos], dtype=np.float64)
+        self._weights = area / area.sum()
+
+    def batch_at(self, step: int, batch_size: int) -> np.ndarray:
+        """float32 ``N,3,p,p`` crops in [0, 1] for ``step``."""
+        import cv2
+
+        rng = np.random.default_rng([_seed_words(self.seed), self.rank, int(step), 1])
+        p = self.patch_size
+        out = np.empty((batch_size, p, p, 3), dtype=np.float32)
+        for slot, index in enumerate(rng.choice(len(self._photos), size=batch_size, p=self._weights)):
+            photo = self._photos[index]
+            side = int(round(p / rng.uniform(self.min_scale, 1.0)))
+            y = int(rng.integers(0, photo.shape[0] - side + 1))
+            x = int(rng.integers(0, photo.shape[1] - side + 1))
+            crop = photo[y:y + side, x:x + side]
+            if side != p:
+                crop = cv2.resize(crop, (p, p), interpolation=cv2.INTER_AREA)
+            if rng.random() < 0.5:
+                crop = crop[:, ::-1]
+            image = crop.astype(np.float32) / 255.0
+            if self.photometric:
+                image = _photometric(image, rng)
+            out[slot] = image
+        return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+
+
+def _photometric(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random exposure (x0.7-1.3), gamma (0.8-1.25), saturation (x0.7-1.3), white balance (+-8%)."""
+    image = image * rng.uniform(0.7, 1.3) * rng.uniform(0.92, 1.08, size=3).astype(np.float32)
+    image = np.clip(image, 0.0, 1.0) ** rng.uniform(0.8, 1.25)
+    grey = image.mean(axis=2, keepdims=True)
+    image = grey + (image - grey) * rng.uniform(0.7, 1.3)
+    return np.clip(image, 0.0, 1.0).astype(np.float32)

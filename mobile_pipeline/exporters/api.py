@@ -26,7 +26,14 @@ from mobile_pipeline.exporters.formats import FormatInfo, resolve_format, resolv
 from mobile_pipeline.exporters.photos import bundled_photos, prepare_photos, split_photos
 from mobile_pipeline.exporters.recipes import Recipe, make_recipe
 from mobile_pipeline.exporters.report import ArtifactReport
-from mobile_pipeline.exporters.validate import build_report, check_ops, check_parity, place_artifact
+from mobile_pipeline.exporters.validate import (
+    build_report,
+    check_arch,
+    check_ops,
+    check_parity,
+    place_artifact,
+    write_parity_reference,
+)
 from mobile_pipeline.utils.atomic import atomic_write_bytes
 
 STAGING_DIR = ".staging"
@@ -72,16 +79,16 @@ def _default_photos(calibration, validation, n_cal: int, n_val: int):
     return (calibration if calibration is not None else cal), (validation if validation is not None else val)
 
 
-def _tier_constraints(tier: str | None, info: FormatInfo,
-                      recipe: Recipe | None = None) -> tuple[list[str], bool, str | None]:
-    """(forbidden ops, int8 required, delegate hint) of ``tier`` for this format.
+def _tier_constraints(tier: str | None, info: FormatInfo, generator=None,
+                      recipe: Recipe | None = None) -> tuple[list[str], bool, str | None, list[str]]:
+    """(forbidden ops, int8 required, delegate hint, arch-constraint violations) of ``tier``.
 
     An ExecuTorch ``.pte`` carries its delegate, so its hint is the recipe's backend, and a
     Core ML-delegated one also answers to the tier's Core ML op limits (its ops are MIL ops).
     """
     baked = getattr(recipe, "delegate", None) if info.name == "executorch" else None
     if tier is None:
-        return [], False, baked
+        return [], False, baked, []
     from mobile_pipeline.tiers.table import load_tier_table
 
     table = load_tier_table()
@@ -95,10 +102,11 @@ def _tier_constraints(tier: str | None, info: FormatInfo,
     forbidden = list(spec.forbidden_ops.get(info.name, []))
     if baked == "coreml":
         forbidden += spec.forbidden_ops.get("coreml", [])
+    arch = check_arch(getattr(generator, "spec", None), spec) if generator is not None else []
     if baked is not None:
-        return forbidden, spec.int8_required(info.name), baked
+        return forbidden, spec.int8_required(info.name), baked, arch
     platform = "ios" if info.name == "coreml" else "android"
-    return forbidden, spec.int8_required(info.name), spec.delegate_for(platform)
+    return forbidden, spec.int8_required(info.name), spec.delegate_for(platform), arch
 
 
 def _convert(generator, info: FormatInfo, recipe: Recipe, input_hw: tuple[int, int],
@@ -161,7 +169,9 @@ def export_variant(generator, format: str, precision: str | None, out_dir: Path,
             fp32 / int8 on XNNPACK, fp16 on Core ML (the recipe's ``delegate`` overrides).
         out_dir: release folder; failing artifacts go to ``out_dir/rejected``.
         input_hw: fixed input (H, W), multiples of the generator's downsample factor.
-        tier: tier name whose ``forbidden_ops`` / ``int8_only`` apply (None: no op limits).
+        tier: tier name whose ``forbidden_ops``, ``int8_only`` and ``arch_constraints`` apply
+            (None: no op limits). A generator that breaks the tier's ``arch_constraints``
+            (e.g. a dilated FS branch on the npu tier) is rejected with the reason.
         calibration: photos for static quantization (H x W x 3 uint8/float, or N,3,H,W);
             None = scikit-image's bundled photos.
         validation: photos for the parity gate (same forms); None = bundled photos.
@@ -181,7 +191,7 @@ def export_variant(generator, format: str, precision: str | None, out_dir: Path,
     factor = getattr(spec, "downsample_factor", 1)
     if input_hw[0] % factor or input_hw[1] % factor:
         raise ValueError(f"input_hw {tuple(input_hw)} must be multiples of the generator's downsample factor {factor}")
-    forbidden, int8_required, delegate = _tier_constraints(tier, info, validated)
+    forbidden, int8_required, delegate, arch_violations = _tier_constraints(tier, info, generator, validated)
     cal_imgs, val_imgs = _default_photos(calibration, validation, DEFAULT_CALIBRATION_IMAGES, DEFAULT_VALIDATION_IMAGES)
     cal = prepare_photos(cal_imgs, input_hw)
     if validated.calibration_images:
@@ -216,14 +226,17 @@ def export_variant(generator, format: str, precision: str | None, out_dir: Path,
             except Exception as err:
                 program_problems = [f"cannot read the ExecuTorch program: {type(err).__name__}: {err}"]
         parity = check_parity(staged, precision, val, reference)
-        op_check = check_ops(staged, info, forbidden, int8_required, program_problems)
+        companions = ()
+        if info.name == "coreml":  # what `export verify-coreml` checks the artifact against on a Mac
+            companions = (write_parity_reference(generator, val, staged),)
+        op_check = check_ops(staged, info, forbidden, int8_required, program_problems, arch_violations)
         report = build_report(
             staged, info=info, precision=precision, parity=parity, op_check=op_check, tier=tier,
             arch=spec.to_string() if spec is not None and hasattr(spec, "to_string") else None,
             recipe=validated.model_dump(mode="json"), input=input_spec, output=output_spec,
             delegate_hint=delegate, export_seconds=round(seconds, 3),
         )
-        place_artifact(staged, report, out_dir)
+        place_artifact(staged, report, out_dir, companions=companions)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         try:

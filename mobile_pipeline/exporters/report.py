@@ -9,9 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 REPORT_SUFFIX = ".report.json"
+#: Next to each Core ML artifact: the validation inputs and the PyTorch outputs (NCHW float32,
+#: arrays ``input`` and ``output``) that ``mobile-pipeline export verify-coreml`` checks
+#: the artifact against on a Mac.
+PARITY_SUFFIX = ".parity.npz"
 
 
 class TensorSpec(BaseModel):
@@ -75,11 +79,28 @@ class ArtifactReport(BaseModel):
     parity: ParityResult
     op_check: OpCheck
     export_seconds: float | None = None
+    quality: dict | None = Field(
+        None, description="Held-out quality against the teacher on whole images (quality.heldout: psnr_db, ssim, "
+                          "ink_recall, ink_precision, texture_kept, ...); None when not measured or not runnable here.")
     passed: bool
     reasons: list[str] = Field(default_factory=list, description="Why it failed; empty when passed.")
-    verified: bool = Field(True, description="False when the artifact could not be run here, so its parity gate "
-                                             "was replaced by program checks (Core ML, Core ML-delegated .pte).")
-    verified_reason: str | None = Field(None, description="Why it is unverified; None when verified.")
+    verified: bool | None = Field(
+        None, description="True when the artifact was run by its own runtime and matched the reference (parity "
+                          "measured and passed). Core ML off macOS: false, with the reason; `export verify-coreml` "
+                          "on a Mac plus `bench import` verify it later; a Core ML-delegated ExecuTorch .pte: false, its embedded "
+                          "ML Program checked instead. Derived from parity when absent.")
+    verified_reason: str | None = Field(None, description="Why it is not verified (None when verified).")
+
+    @model_validator(mode="after")
+    def _derive_verified(self) -> "ArtifactReport":
+        # Reports written before this field existed: verified exactly when parity ran and passed.
+        if self.verified is None:
+            self.verified = bool(self.parity.runnable and self.parity.passed)
+        if not self.verified and self.verified_reason is None:
+            self.verified_reason = self.parity.not_runnable_reason or "parity not passed"
+        if self.verified:
+            self.verified_reason = None
+        return self
 
     def artifact_path(self, report_path: Path) -> Path:
         return report_path.parent / self.artifact

@@ -1,7 +1,12 @@
 """Build ``manifest.json`` from validated artifacts and the tier rules.
 
 Only artifacts whose ``<artifact>.report.json`` says ``passed=True`` enter, and nothing
-under a ``rejected/`` folder is even read. Each file is re-hashed: the manifest promises a
+under a ``rejected/`` folder is even read. An artifact that was never run on its own runtime
+(Core ML built off macOS) is *unverified* unless an imported measurement carries passing
+parity evidence for its exact hash (``export verify-coreml`` on a Mac, then ``bench
+import``); ``ManifestConfig.require_verified`` decides per format whether an unverified one
+is left out or included marked ``verified: false``. Evidence of *failed* parity always
+leaves it out. Each file is re-hashed: the manifest promises a
 sha256 to every phone, so it must be the hash of the bytes that will be uploaded.
 
 Folder artifacts (Core ML ``.mlpackage``) are verified against the exporter's tree hash and
@@ -31,6 +36,7 @@ from pydantic import ValidationError
 from mobile_pipeline.config import ManifestConfig
 from mobile_pipeline.exporters.report import REPORT_SUFFIX, ArtifactReport, TensorSpec
 from mobile_pipeline.exporters.validate import artifact_digest
+from mobile_pipeline.manifest.errors import ManifestBuildError
 from mobile_pipeline.manifest.schema import (
     IOSpec,
     LatencyFigures,
@@ -38,7 +44,12 @@ from mobile_pipeline.manifest.schema import (
     ModelEntry,
     TierRules,
 )
+from mobile_pipeline.manifest.tier_source import rules_from_tiers
+from mobile_pipeline.manifest.verification import Verification, load_verifications
 from mobile_pipeline.utils.atomic import atomic_output, atomic_write_text, sha256_file
+
+__all__ = ["ManifestBuildError", "build_manifest", "collect_models", "check_coverage", "find_reports", "load_bench",
+           "zip_package"]
 
 _log = logging.getLogger(__name__)
 
@@ -52,10 +63,6 @@ _COREML_MIN_IOS = {"w8": "16.0", "w6-palette": "16.0", "w4-palette": "16.0"}
 EXECUTORCH_MIN_IOS = "17.0"
 # NNAPI and the Hexagon/QNN delegates are Android 8.1+ (API 27).
 _DELEGATE_MIN_SDK = {"nnapi": 27, "hexagon": 27, "qnn": 27}
-
-
-class ManifestBuildError(ValueError):
-    """The artifacts cannot make a valid manifest; the message says which and what to do."""
 
 
 def find_reports(artifacts_dir: Path) -> list[Path]:
@@ -154,25 +161,26 @@ def _measured(bench: dict[str, dict[str, Any]], file: str, sha256: str) -> dict[
 
 
 class _Predictor:
-    """Predicted latency on the tier's reference device; None when no latency model is available."""
+    """Predicted latency on the tier's reference device and its source; (None, None) without a latency model."""
 
     def __init__(self) -> None:
         self._model: Any = None
         self._failed = False
 
-    def __call__(self, arch: str | None, tier: str, input_hw: tuple[int, int]) -> float | None:
+    def __call__(self, arch: str | None, tier: str, input_hw: tuple[int, int]) -> tuple[float | None, str | None]:
         if arch is None or self._failed:
-            return None
+            return None, None
         try:
             if self._model is None:
                 from mobile_pipeline.search.latency import LatencyModel
 
                 self._model = LatencyModel.load()
-            return round(float(self._model.predict_ms(arch, tier, input_hw)), 3)
+            ms = round(float(self._model.predict_ms(arch, tier, input_hw)), 3)
+            return ms, self._model.scale_sources.get(tier)
         except Exception as err:  # the latency model is optional here: log and leave the figure empty
             _log.warning("manifest: no predicted latency (%s: %s)", type(err).__name__, err)
             self._failed = True
-            return None
+            return None, None
 
 
 def _input_hw(spec: IOSpec) -> tuple[int, int]:
@@ -181,8 +189,16 @@ def _input_hw(spec: IOSpec) -> tuple[int, int]:
 
 
 def collect_models(artifacts_dir: Path, release_id: str, cfg: ManifestConfig,
-                   bench: dict[str, dict[str, Any]] | None = None) -> tuple[list[ModelEntry], int]:
-    """Verified model entries from passed reports, and the number of failed reports skipped."""
+                   bench: dict[str, dict[str, Any]] | None = None,
+                   verifications: dict[str, Verification] | None = None,
+                   excluded: list[str] | None = None) -> tuple[list[ModelEntry], int]:
+    """Model entries from passed reports, and the number of failed reports skipped.
+
+    Args:
+        verifications: parity evidence by artifact hash (:func:`load_verifications`).
+        excluded: when given, receives ``"<id>: <why>"`` for every passed artifact left out
+            because it is unverified and its format requires verification (or failed it).
+    """
     entries: list[ModelEntry] = []
     seen: dict[str, Path] = {}
     skipped = 0
@@ -209,6 +225,18 @@ def collect_models(artifacts_dir: Path, release_id: str, cfg: ManifestConfig,
             )
         if size != report.bytes:
             raise ManifestBuildError(f"size mismatch for {artifact}: report says {report.bytes} bytes, file has {size}")
+        verified, verified_reason, verified_by = bool(report.verified), report.verified_reason, None
+        evidence = (verifications or {}).get(report.sha256)
+        model_key = f"{report.tier}-{report.format}-{report.precision}"
+        if evidence is not None and not evidence.passed:
+            _note_excluded(excluded, f"{model_key}: failed its parity check after export: {evidence.summary}")
+            continue
+        if evidence is not None and not verified:
+            verified, verified_reason, verified_by = True, None, evidence.summary
+        if not verified and cfg.require_verified.get(report.format, True):
+            _note_excluded(excluded, f"{model_key}: unverified and manifest.require_verified.{report.format} is true "
+                                     f"({verified_reason})")
+            continue
         content_sha256 = None
         if artifact.is_dir():
             content_sha256 = digest
@@ -218,8 +246,9 @@ def collect_models(artifacts_dir: Path, release_id: str, cfg: ManifestConfig,
             raise ManifestBuildError(f"{report_path} has no tier: export with tier=... so the manifest can dispatch it")
         file = artifact.relative_to(artifacts_dir).as_posix()
         io_in = _io(report.input)
+        predicted_ms, predicted_source = predict(report.arch, report.tier, _input_hw(io_in))
         latency = LatencyFigures(
-            predicted_ms=predict(report.arch, report.tier, _input_hw(io_in)),
+            predicted_ms=predicted_ms, predicted_source=predicted_source,
             **_measured(bench or {}, file, digest),
         )
         platforms = _platforms_of(report)
@@ -237,7 +266,8 @@ def collect_models(artifacts_dir: Path, release_id: str, cfg: ManifestConfig,
                 file=file, url=_url(cfg.url_template, release_id, file, digest), sha256=digest, bytes=size,
                 input=io_in, output=_io(report.output), runtime=report.runtime, delegate=report.delegate_hint,
                 min_os=_min_os(report, platform, cfg), arch=report.arch, parity_psnr_db=report.parity.psnr_db,
-                latency=latency, packaging="zip" if content_sha256 else "file", content_sha256=content_sha256,
+                latency=latency, verified=verified, verified_reason=verified_reason, verified_by=verified_by,
+                packaging="zip" if content_sha256 else "file", content_sha256=content_sha256,
             ))
     return entries, skipped
 
@@ -262,6 +292,12 @@ def _min_os(report: ArtifactReport, platform: str, cfg: ManifestConfig) -> str |
         if target.startswith("iOS"):  # the Core ML program inside the .pte has its own floor
             floor = _version_max(floor, f"{int(target[3:])}.0")
     return floor
+
+
+def _note_excluded(excluded: list[str] | None, line: str) -> None:
+    _log.warning("manifest: left out %s", line)
+    if excluded is not None:
+        excluded.append(line)
 
 
 def check_coverage(models: list[ModelEntry], rules: TierRules, chains: dict[str, tuple[str, ...]],
@@ -296,7 +332,8 @@ def check_coverage(models: list[ModelEntry], rules: TierRules, chains: dict[str,
 
 def build_manifest(artifacts_dir: Path, out_path: Path, *, release_id: str, cfg: ManifestConfig,
                    bench_json: Path | None = None, rules: TierRules | None = None,
-                   fallback_chains: dict[str, tuple[str, ...]] | None = None) -> Manifest:
+                   fallback_chains: dict[str, tuple[str, ...]] | None = None,
+                   measurements_dir: Path | None = None, excluded: list[str] | None = None) -> Manifest:
     """Verify the artifacts, attach tier rules and fallback chains, write ``out_path`` atomically.
 
     Args:
@@ -306,6 +343,9 @@ def build_manifest(artifacts_dir: Path, out_path: Path, *, release_id: str, cfg:
         cfg: URL template, OS floors, tiers that must have a model.
         bench_json: optional bench results; adds measured latency per artifact.
         rules, fallback_chains: default to the ones derived from ``mobile_pipeline.tiers``.
+        measurements_dir: imported measurements holding parity evidence (default
+            ``device_tiers/measurements``).
+        excluded: receives the passed artifacts left out as unverified (see :func:`collect_models`).
     """
     artifacts_dir = Path(artifacts_dir)
     if not artifacts_dir.is_dir():
@@ -316,13 +356,12 @@ def build_manifest(artifacts_dir: Path, out_path: Path, *, release_id: str, cfg:
         )
     check_url_template(cfg.url_template)
     if rules is None or fallback_chains is None:
-        from mobile_pipeline.manifest.tier_source import rules_from_tiers
-
         derived_rules, derived_chains = rules_from_tiers()
         rules = rules or derived_rules
         fallback_chains = fallback_chains or derived_chains
     bench = load_bench(bench_json) if bench_json is not None else None
-    models, skipped = collect_models(artifacts_dir, release_id, cfg, bench)
+    models, skipped = collect_models(artifacts_dir, release_id, cfg, bench, load_verifications(measurements_dir),
+                                     excluded)
     if not models:
         raise ManifestBuildError(
             f"no passed artifact reports under {artifacts_dir} ({skipped} failed, rejected/ ignored); run the export stage first"

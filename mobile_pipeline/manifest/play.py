@@ -10,7 +10,11 @@ and a test checks that Play and the server put every catalog SoC at every RAM si
 same tier. A SoC appears in the group of its own tier and of every lighter tier it may step
 down to, each group with that tier's RAM floor: a phone below the NPU tier's RAM floor then
 still matches the GPU level, exactly as the dispatcher steps it down. Play selectors cannot express GPU families, reported
-accelerators or OS versions: those capability rules apply only in the HTTP dispatcher.
+accelerators or OS versions: those capability rules apply only in the HTTP dispatcher. Nor can they
+express family rules (a selector names exact SoC models, not numbering schemes): a chip that only a
+family rule knows (next year's SM8x50) gets Play's level 0 until it has a catalog entry, while the
+dispatcher already serves its family's tier. The server's ``matched_by: family`` answers list the chips
+that need one.
 
 :func:`validate_play_config` implements bundletool's ``DeviceTierConfigValidator`` and
 ``DeviceGroupConfigValidator`` rules plus the Play Console's selector limit, and runs

@@ -8,10 +8,12 @@ agree on which SoC lands in which tier.
 Semantics mirror the reference classifier (:mod:`mobile_pipeline.tiers.classifier`), whose
 tables the manifest carries: catalog first (iOS machine id; else vendor + model with
 aliases and package/bin suffixes stripped; else the model alone when unambiguous; Apple chips
-only on iOS and the others only off it), then capability evidence (Android: the first
-matching GPU rule and reported accelerators; iOS: machine-id generation, Metal chip name,
-reported ANE), the best-ranked tier winning, then the default tier. A test checks the two
-agree on a broad device table. String normalisation is the catalog's own code.
+only on iOS and the others only off it), then family rules (the SoC or machine-id numbering
+scheme, then a GPU family corroborated by RAM), then capability evidence (Android: the first
+matching GPU rule and reported accelerators; iOS: machine-id generation of 1.0 manifests, Metal
+chip name, reported ANE), the best-ranked tier winning, then the default tier. A test checks the
+two agree, tier, fallbacks and ``why`` tokens, on a broad device table. String normalisation and
+family matching are the tiers package's own code.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 
 from mobile_pipeline.manifest.schema import GpuRule, SocRule, TierRules
 from mobile_pipeline.tiers.catalog import model_candidates, normalize_model, normalize_vendor
+from mobile_pipeline.tiers.families import CompiledFamily, FamilyMatcher
 
 _IOS_MACHINE = re.compile(r"^(iphone|ipad|ipod)(\d{1,3}),\d{1,3}$", re.IGNORECASE)
 _APPLE_CHIP = re.compile(r"apple\W*(a|m)(\d{1,2})", re.IGNORECASE)
@@ -33,15 +36,19 @@ class Match:
 
     Attributes:
         tier: the tier the evidence supports.
-        matched_by: ``catalog``, ``rules`` or ``default``.
+        matched_by: ``catalog``, ``family``, ``rules`` or ``default``.
         soc: the catalog entry, if any.
         int8: evidence of an int8 DSP/NPU (decides whether the dsp model is a fallback).
+        token: the deciding rule, as /v1/select's ``why`` starts (``catalog:SM8750``,
+            ``family:snapdragon-8``, ``rules:gpu``, ``default``). Only manifest values: the
+            dispatcher keys its answer cache on it.
     """
 
     tier: str
     matched_by: str
     soc: SocRule | None
     int8: bool
+    token: str = "default"
 
 
 def _step(steps: tuple[tuple[int, str], ...], number: int) -> str | None:
@@ -79,6 +86,11 @@ class RuleIndex:
         self.gpu_rules: tuple[tuple[re.Pattern[str], GpuRule], ...] = tuple(
             (re.compile(rule.pattern, re.IGNORECASE), rule) for rule in rules.gpu_rules
         )
+        self.families = FamilyMatcher(tuple(
+            CompiledFamily(f.id, f.kind, re.compile(f.pattern, re.IGNORECASE), tuple(f.steps), f.tier,
+                           f.min_ram_bytes, f.int8_accelerator, f.description)
+            for f in rules.families
+        ))
         self.accelerators = {p: {k.lower(): v for k, v in m.items()} for p, m in rules.accelerators.items()}
         self.int8_evidence = frozenset(n.lower() for n in rules.int8_evidence)
         self.int8_tiers = frozenset(rules.int8_tiers)
@@ -122,37 +134,47 @@ class RuleIndex:
         return None
 
     def capability_tier(self, platform: str, model: str | None, renderer: str | None,
-                        accelerators: tuple[str, ...]) -> str | None:
-        """The strongest tier any capability evidence supports, or None without evidence."""
-        found: list[str] = []
+                        accelerators: tuple[str, ...]) -> tuple[str, str] | None:
+        """``(tier, kind)`` of the strongest capability evidence (the first of equals), or None."""
+        found: list[tuple[str, str]] = []
         if platform == "ios":
             machine = _IOS_MACHINE.match(model.strip()) if model else None
             if machine:
                 tier = _step(self.rules.ios_generations.get(machine.group(1).lower(), ()), int(machine.group(2)))
                 if tier is not None:
-                    found.append(tier)
+                    found.append((tier, "ios-machine"))
             chip = _APPLE_CHIP.search(renderer[:128]) if renderer else None
             if chip:
                 tier = _step(self.rules.apple_chips.get(chip.group(1).lower(), ()), int(chip.group(2)))
                 if tier is not None:
-                    found.append(tier)
+                    found.append((tier, "apple-gpu"))
         elif platform == "android" and renderer:
             tier = self.gpu_tier(renderer)
             if tier is not None:
-                found.append(tier)
+                found.append((tier, "gpu"))
         names = self.accelerators.get(platform, {})
-        found.extend(names[a] for a in accelerators if a in names)
-        return max(found, key=self.strength.__getitem__) if found else None
+        found.extend((names[a], "accelerator") for a in accelerators if a in names)
+        return max(found, key=lambda item: self.strength[item[0]]) if found else None
 
     def match(self, platform: str, manufacturer: str | None, model: str | None,
-              gpu_renderer: str | None, accelerators: tuple[str, ...]) -> Match:
+              gpu_renderer: str | None, accelerators: tuple[str, ...], ram_bytes: int | None = None) -> Match:
         soc = self.find_soc(platform, manufacturer, model) if model else None
+        family_int8 = False
         if soc is not None:
-            tier, matched_by = soc.tier, "catalog"
+            tier, matched_by, token = soc.tier, "catalog", f"{soc.source}:{soc.model}"
         else:
-            found = self.capability_tier(platform, model, gpu_renderer, accelerators)
-            tier = found if found is not None else self.rules.default_tier
-            matched_by = "rules" if tier != self.rules.default_tier else "default"
+            family = self.families.match_model(platform, model) if model else None
+            if family is None:
+                family = self.families.match_gpu(platform, gpu_renderer, ram_bytes)[0]
+            if family is not None:
+                tier, matched_by, token, family_int8 = family.tier, "family", family.token, family.rule.int8
+            else:
+                found = self.capability_tier(platform, model, gpu_renderer, accelerators)
+                if found is None:
+                    tier, token = self.rules.default_tier, "default"
+                else:
+                    tier, token = found[0], f"rules:{found[1]}"
+                matched_by = "rules" if tier != self.rules.default_tier else "default"
         int8 = (tier in self.int8_tiers or any(a in self.int8_evidence for a in accelerators)
-                or (soc is not None and soc.int8_accelerator))
-        return Match(tier, matched_by, soc, int8)
+                or (soc is not None and soc.int8_accelerator) or family_int8)
+        return Match(tier, matched_by, soc, int8, token)

@@ -26,8 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from mobile_pipeline.config import DEFAULT_FORMAT_PREFERENCE
 from mobile_pipeline.utils.validation import field_messages
 
-# 1.1: ExecuTorch (.pte) models, one entry per platform, and a configurable format preference.
-SCHEMA_VERSION = "1.1"
+# 1.2: ExecuTorch (.pte) models, one entry per platform, and a configurable format preference.
+SCHEMA_VERSION = "1.2"
 SCHEMA_MAJOR = 1
 
 Format = Literal["onnx", "tflite", "coreml", "executorch"]
@@ -67,6 +67,9 @@ class LatencyFigures(_Strict):
     """Predicted (latency model, tier reference device) and measured (bench.json) latency."""
 
     predicted_ms: float | None = Field(None, ge=0)
+    predicted_source: str | None = Field(
+        None, description="Where predicted_ms comes from: 'fitted to measured phones: <phone> ...', "
+                          "'calibrated (own measurements): ...' or 'uncalibrated (datasheet): ...'.")
     measured_p50_ms: float | None = Field(None, ge=0)
     measured_p90_ms: float | None = Field(None, ge=0)
     measured_on: str | None = Field(None, description="Where the measurement ran (runtime, threads, device).")
@@ -95,6 +98,12 @@ class ModelEntry(_Strict):
     min_os: str | None = Field(None, pattern=_VERSION_RE, description="Android API level or iOS version.")
     arch: str | None = None
     parity_psnr_db: float | None = None
+    verified: bool = Field(True, description="The artifact ran on its own runtime and matched the reference. False: "
+                                             "included unverified by the release's manifest.require_verified choice "
+                                             "(Core ML built off macOS); verified_reason says why.")
+    verified_reason: str | None = Field(None, description="Why the artifact is not verified (None when verified).")
+    verified_by: str | None = Field(None, description="Where verification happened when not at export (e.g. "
+                                                      "coremltools predict on a Mac, from an imported measurement).")
     latency: LatencyFigures = LatencyFigures()
 
     @field_validator("file")
@@ -157,12 +166,51 @@ class TierBounds(_Strict):
 Generations = tuple[tuple[int, str], ...]
 
 
+class FamilyRule(_Strict):
+    """A chip the catalog does not know, placed by its family (``device_tiers/families.yaml``).
+
+    ``soc`` rules match a whole normalised Build.SOC_MODEL (lower case, letters and digits, bin
+    and package suffixes also tried), ``ios`` rules an iOS machine id, ``gpu`` rules search the
+    GL_RENDERER and need ``min_ram_bytes`` of reported RAM to corroborate the flagship they name.
+    """
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,47}$")
+    kind: Literal["soc", "ios", "gpu"]
+    pattern: str = Field(max_length=200, description="Regex; a named group `gen` (digits) selects a step.")
+    steps: Generations = Field((), description="((min gen, tier), ...) highest first; or use `tier`.")
+    tier: str | None = None
+    min_ram_bytes: int | None = Field(None, ge=0, description="gpu rules: reported RAM needed to corroborate.")
+    int8_accelerator: bool = Field(False, description="Members have a DSP/NPU: the int8 (dsp) model is a fallback.")
+    description: str = ""
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as err:
+            raise ValueError(f"pattern {value!r} is not a valid regex: {err}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_answer(self) -> "FamilyRule":
+        if bool(self.steps) == (self.tier is not None):
+            raise ValueError(f"family {self.id}: give exactly one of steps or tier")
+        if self.steps and "gen" not in re.compile(self.pattern).groupindex:
+            raise ValueError(f"family {self.id}: steps need a named group (?P<gen>...) in pattern")
+        minimums = [m for m, _ in self.steps]
+        if minimums != sorted(minimums, reverse=True):
+            raise ValueError(f"family {self.id}: steps must be listed highest first")
+        return self
+
+
 class TierRules(_Strict):
     """Device -> tier, as data (exported from ``mobile_pipeline.tiers``; the server needs nothing else).
 
-    Precedence: catalog SoC / iOS machine id, then capability evidence (GPU rules, reported
-    accelerators, iOS generation, Apple chip name; the best tier any of them supports), then
-    ``default_tier``. Bounds then step the device down its platform's chain.
+    Precedence: catalog SoC / iOS machine id, then family rules (SoC numbering, then GPU family
+    with RAM), then capability evidence (GPU rules, reported accelerators, iOS generation, Apple
+    chip name; the best tier any of them supports), then ``default_tier``. Bounds then step the
+    device down its platform's chain.
     """
 
     tiers: tuple[str, ...] = Field(description="Every tier, best first; rank for 'best evidence wins'.")
@@ -181,6 +229,8 @@ class TierRules(_Strict):
     apple_chips: dict[str, Generations] = Field(
         default_factory=dict, description="Metal name 'Apple A15 GPU': chip line (a, m) -> ((min number, tier), ...).",
     )
+    families: tuple[FamilyRule, ...] = Field(
+        (), description="Family rules (schema 1.1+), tried in order after the catalog: soc/ios by model, then gpu.")
     gpu_rules: tuple[GpuRule, ...] = Field((), description="Android GPU families, first match wins.")
     accelerators: dict[str, dict[str, str]] = Field(
         default_factory=dict, description="platform -> reported accelerator name -> tier it is evidence for."
@@ -206,6 +256,7 @@ class TierRules(_Strict):
         named = {
             "gpu_rules": [r.tier for r in self.gpu_rules],
             "socs": [s.tier for s in self.socs],
+            "families": [t for f in self.families for t in ((f.tier,) if f.tier else tuple(s for _, s in f.steps))],
             "accelerators": [t for m in self.accelerators.values() for t in m.values()],
             "ios_generations": [t for g in self.ios_generations.values() for _, t in g],
             "apple_chips": [t for g in self.apple_chips.values() for _, t in g],
@@ -222,6 +273,10 @@ class TierRules(_Strict):
             for family, steps in table.items():
                 if [m for m, _ in steps] != sorted((m for m, _ in steps), reverse=True):
                     raise ValueError(f"tier_rules.{where}.{family} must list thresholds highest first")
+        ids = [f.id for f in self.families]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"tier_rules.families has duplicate id(s) {dupes}")
         soc_models = {soc.model.lower() for soc in self.socs}
         missing = sorted({m for m in self.ios_machines.values() if m.lower() not in soc_models})
         if missing:

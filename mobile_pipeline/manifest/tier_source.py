@@ -1,20 +1,23 @@
 """The manifest's tier rules, taken from the reference classifier (``mobile_pipeline.tiers``).
 
-``classifier.tier_rules()`` gives the tables (catalog SoCs with overrides applied, GPU
-families, accelerator names, RAM/OS floors, fallback chains); the catalog adds which chips
-have an int8 accelerator; the tier table adds per-vendor delegates. The iOS generation and
-Apple-chip thresholds live in code there (``ios_tier_from_machine``, ``apple_chip_tier``), so
-they are read off those functions by probing each generation number: the manifest then carries
-them as data and a release's dispatch does not depend on the server's code version.
+``classifier.tier_rules()`` gives the tables (catalog SoCs with overrides applied, family
+rules, GPU families, accelerator names, RAM/OS floors, fallback chains); the catalog adds which
+chips have an int8 accelerator; the tier table adds per-vendor delegates. The Apple-chip
+thresholds live in code there (``apple_chip_tier``), so they are read off that function by
+probing each generation number: the manifest then carries them as data and a release's dispatch
+does not depend on the server's code version. iOS machine-id generations are family rules now
+(``device_tiers/families.yaml``), so ``ios_generations`` stays empty in new manifests (a 1.0
+manifest's table is still honoured by the server).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from mobile_pipeline.manifest.schema import GpuRule, SocRule, TierBounds, TierRules
+from mobile_pipeline.manifest.errors import ManifestBuildError
+from mobile_pipeline.manifest.schema import FamilyRule, GpuRule, SocRule, TierBounds, TierRules
 
-_PROBE_MAX = 60  # generation numbers probed (iPhone60,x is far beyond today's iPhone17)
+_PROBE_MAX = 60  # generation numbers probed (an Apple A60 is far beyond today's A19)
 
 
 def _thresholds(tier_of: Any, numbers: range) -> tuple[tuple[int, str], ...]:
@@ -35,12 +38,10 @@ def rules_from_tiers() -> tuple[TierRules, dict[str, tuple[str, ...]]]:
     Raises:
         ManifestBuildError: the tiers package or its data files are missing or invalid.
     """
-    from mobile_pipeline.manifest.builder import ManifestBuildError
-
     try:
         from mobile_pipeline.tiers.catalog import load_catalog
         from mobile_pipeline.tiers.classifier import tier_rules
-        from mobile_pipeline.tiers.rules import ACCELERATOR_TIERS, TIER_RANK, apple_chip_tier, ios_tier_from_machine
+        from mobile_pipeline.tiers.rules import ACCELERATOR_TIERS, TIER_RANK, apple_chip_tier
         from mobile_pipeline.tiers.table import load_tier_table
     except ImportError as err:
         raise ManifestBuildError(f"the tier classifier (mobile_pipeline.tiers) is not available: {err}") from None
@@ -81,9 +82,6 @@ def rules_from_tiers() -> tuple[TierRules, dict[str, tuple[str, ...]]]:
     aliases = {spelling.lower(): vendor for vendor, spellings in data["manufacturer_aliases"].items()
                for spelling in spellings}
 
-    def ios_gen(family: str):
-        return lambda n: (ios_tier_from_machine(f"{family}{n},1") or (None,))[0]
-
     def chip(line: str):
         return lambda n: (apple_chip_tier(f"Apple {line}{n} GPU") or (None,))[0]
 
@@ -93,7 +91,12 @@ def rules_from_tiers() -> tuple[TierRules, dict[str, tuple[str, ...]]]:
         manufacturer_aliases=aliases,
         socs=tuple(socs),
         ios_machines=ios_machines,
-        ios_generations={f: _thresholds(ios_gen(f), range(1, _PROBE_MAX)) for f in ("iphone", "ipad", "ipod")},
+        families=tuple(
+            FamilyRule(id=f["id"], kind=f["kind"], pattern=f["pattern"], steps=tuple(tuple(s) for s in f["steps"]),
+                       tier=f["tier"], min_ram_bytes=f["min_ram_bytes"], int8_accelerator=f["int8"],
+                       description=f["why"])
+            for f in data["families"]
+        ),
         apple_chips={line: _thresholds(chip(line.upper()), range(1, _PROBE_MAX)) for line in ("a", "m")},
         gpu_rules=tuple(gpu_rules),
         accelerators={

@@ -32,7 +32,6 @@ from mobile_pipeline.search.space import SPACES
 from mobile_pipeline.utils.atomic import atomic_output, atomic_write_json
 
 _log = logging.getLogger(__name__)
-_MACS_PROBE_SIDE = 32  # MACs are counted here and scaled by pixel count (exact for this generator)
 
 
 class TierSearchError(RuntimeError):
@@ -64,8 +63,9 @@ def build_default_lut(progress: bool = True, max_seconds: float | None = None, s
 
 
 # ------------------------------------------------------------------ data
-def _dataset_tensors(dataset_dir: Path, cfg: Any) -> tuple[Any, torch.Tensor, torch.Tensor]:
-    """Patch sampler over the training pairs and held-out center crops (photos, targets)."""
+def _dataset_tensors(dataset_dir: Path, cfg: Any) -> tuple[Any, list[tuple[torch.Tensor, torch.Tensor]]]:
+    """Patch sampler over the training pairs, and the held-out (photo, target) tensors
+    candidates are scored on: whole images (``search.eval_size`` None) or center crops."""
     from mobile_pipeline.data.dataset import load_dataset
     from mobile_pipeline.data.sampler import PatchSampler
 
@@ -76,20 +76,30 @@ def _dataset_tensors(dataset_dir: Path, cfg: Any) -> tuple[Any, torch.Tensor, to
         raise TierSearchError(f"dataset {dataset_dir} has no training pairs; rebuild it with `mobile-pipeline data`")
     s = cfg.search
     sampler = PatchSampler(train, patch_size=s.patch_size, seed=s.seed)
-    side = min(s.eval_size, *(min(p.shape[0], p.shape[1]) for p, _ in val[: s.eval_images]))
-    side -= side % 8
-    if side < 8:
-        raise TierSearchError(f"held-out images of {dataset_dir} are too small to score candidates (< 8 px)")
-    photos, targets = [], []
-    for photo, target in val[: s.eval_images]:
-        top, left = (photo.shape[0] - side) // 2, (photo.shape[1] - side) // 2
-        photos.append(photo[top:top + side, left:left + side])
-        targets.append(target[top:top + side, left:left + side])
+    chosen = val[: s.eval_images]
+    if s.eval_size is not None:
+        side = min(s.eval_size, *(min(p.shape[0], p.shape[1]) for p, _ in chosen))
+        side -= side % 8
+        if side < 8:
+            raise TierSearchError(f"held-out images of {dataset_dir} are too small to score candidates (< 8 px)")
+        crops = []
+        for photo, target in chosen:
+            top, left = (photo.shape[0] - side) // 2, (photo.shape[1] - side) // 2
+            crops.append((photo[top:top + side, left:left + side], target[top:top + side, left:left + side]))
+        chosen = crops
 
-    def to_tensor(images: list[np.ndarray]) -> torch.Tensor:
-        return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div(255.0)
+    def to_tensor(image: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div(255.0)
 
-    return sampler, to_tensor(photos), to_tensor(targets)
+    return sampler, [(to_tensor(photo), to_tensor(target)) for photo, target in chosen]
+
+
+def heldout_psnr(model: torch.nn.Module, pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    """Mean PSNR (dB) of ``model`` over held-out (photo, target) tensors, each image once."""
+    from mobile_pipeline.quality.image import psnr
+
+    with torch.no_grad():
+        return float(np.mean([psnr(model(x), y) for x, y in pairs]))
 
 
 # ------------------------------------------------------------------ the searcher
@@ -102,15 +112,17 @@ class _Searcher:
         self.cfg, self.s, self.out_dir, self.table = cfg, cfg.search, out_dir, table
         self.latency, self.progress = latency, progress
         self.choices = SPACES[self.s.space]
-        self.sampler, self.val_x, self.val_y = _dataset_tensors(dataset_dir, cfg)
+        self.sampler, self.val_pairs = _dataset_tensors(dataset_dir, cfg)
         self.events: list[dict[str, Any]] = []
         self.scores: dict[str, float] = {}
         self.metrics: dict[tuple[str, str], CandidateMetrics] = {}
-        self.probe_macs: dict[tuple[str, int], int] = {}
         self.candidates: dict[str, list[dict[str, Any]]] = {}
         torch.manual_seed(self.s.seed)
         self.supernet = Supernet(self.choices, seed=self.s.seed)
         self.loss_fn = _paired_loss_fn(cfg)
+        # The train stage's model: a distillation target for the supernet (set by run_search).
+        self.reference: torch.nn.Module | None = None
+        self.reference_sha: str | None = None
 
     def log(self, event: dict[str, Any]) -> None:
         event = {"time": round(time.time(), 3), **event}
@@ -125,7 +137,7 @@ class _Searcher:
         """Train once, or load the cached bank of an identical earlier run."""
         from mobile_pipeline.search.supernet import train_supernet
 
-        key = _supernet_key(self.cfg, self.choices, dataset_dir)
+        key = _supernet_key(self.cfg, self.choices, dataset_dir, self.reference_sha)
         # The trained bank is a cache (content-addressed by config + dataset), not an output.
         path = Path(self.cfg.cache_dir) / "search" / f"supernet-{key[:16]}.pt"
         if path.is_file():
@@ -138,7 +150,8 @@ class _Searcher:
         start = time.monotonic()
         losses = train_supernet(self.supernet, self.batch, self.s.supernet_steps, lr=self.s.lr,
                                 n_random=self.s.n_random, seed=self.s.seed, progress=self.progress,
-                                loss_fn=self.loss_fn)
+                                loss_fn=self.loss_fn, reference=self.reference,
+                                weight_reference=self.s.weight_reference, weight_inplace=self.s.weight_inplace)
         self.log({"event": "supernet_trained", "steps": self.s.supernet_steps, "seconds": time.monotonic() - start,
                   "loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None})
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -149,18 +162,13 @@ class _Searcher:
     def candidate_metrics(self, spec: ArchSpec, tier: str) -> CandidateMetrics:
         key = (spec.to_string(), tier)
         if key not in self.metrics:
-            from mobile_pipeline.nets.complexity import count_params, peak_activation_bytes
-            from mobile_pipeline.nets.generator import build_generator
-            from mobile_pipeline.search.budget import nni_macs
+            from mobile_pipeline.nets.complexity import count_macs, count_params, peak_activation_bytes
 
             t = self.table[tier]
             side = t.resolution
             hw = (side, side)
-            probe = _MACS_PROBE_SIDE if side % _MACS_PROBE_SIDE == 0 else side
-            probe_key = (spec.to_string(), probe)
-            if probe_key not in self.probe_macs:  # shared by every tier: NNI profiling is the slow part
-                self.probe_macs[probe_key] = nni_macs(build_generator(spec), (probe, probe))
-            macs = self.probe_macs[probe_key] * (side // probe) ** 2
+            # The project's one MAC counter; MACs, params and peak memory come from one cached run per spec.
+            macs = count_macs(spec, hw)
             ops = self.latency.ops_for(spec, hw)
             forbidden = forbidden_found(ops, t.forbidden_ops) + t.allows_arch(spec)
             self.metrics[key] = CandidateMetrics(
@@ -171,14 +179,13 @@ class _Searcher:
 
     def quality(self, spec: ArchSpec) -> float:
         """Held-out PSNR of the sub-network with inherited weights (BN re-estimated)."""
-        from mobile_pipeline.search.supernet import psnr_db, recalibrate_bn
+        from mobile_pipeline.search.supernet import recalibrate_bn
 
         text = spec.to_string()
         if text not in self.scores:
             model = self.supernet.extract(spec)
             recalibrate_bn(model, (self.batch(100_000 + i)[0] for i in range(self.s.bn_batches)))
-            with torch.no_grad():
-                self.scores[text] = psnr_db(model(self.val_x), self.val_y)
+            self.scores[text] = heldout_psnr(model, self.val_pairs)
         return self.scores[text]
 
     def evaluate(self, tier: str, spec: ArchSpec) -> float:
@@ -223,7 +230,7 @@ class _Searcher:
     # ---------------------------------------------------------- finetune
     def finetune(self, spec: ArchSpec) -> tuple[torch.nn.Module, float]:
         """Inherited weights, BN re-estimated, then ``finetune_steps`` paired steps."""
-        from mobile_pipeline.search.supernet import psnr_db, recalibrate_bn
+        from mobile_pipeline.search.supernet import recalibrate_bn
 
         model = self.supernet.extract(spec)
         recalibrate_bn(model, (self.batch(100_000 + i)[0] for i in range(self.s.bn_batches)))
@@ -238,7 +245,7 @@ class _Searcher:
                 optimizer.step()
         model.eval()
         with torch.no_grad():
-            return model, psnr_db(model(self.val_x), self.val_y)
+            return model, heldout_psnr(model, self.val_pairs)
 
     def finetune_or_keep(self, spec: ArchSpec, inherited_psnr: float) -> tuple[torch.nn.Module, float, bool]:
         """Fine-tune; keep the inherited weights instead if a (too) short fine-tune made the
@@ -267,10 +274,11 @@ def _paired_loss_fn(cfg: Any):
         return lambda pyramid, target: paired_loss(pyramid, target, cfg.train.weight_multiscale)
 
 
-def _supernet_key(cfg: Any, choices: SpaceChoices, dataset_dir: Path) -> str:
+def _supernet_key(cfg: Any, choices: SpaceChoices, dataset_dir: Path, reference_sha: str | None = None) -> str:
     manifest = Path(dataset_dir) / "manifest.json"
     payload = {"search": cfg.search.model_dump(mode="json", exclude={"tiers", "trials", "population", "sample_size",
                                                                     "finetune_steps", "resolution"}),
+               "reference": reference_sha if cfg.search.weight_reference > 0 else None,
                "train_weights": [cfg.train.weight_l1, cfg.train.weight_multiscale, cfg.train.weight_edge],
                "choices": repr(choices),
                "data": hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.is_file() else None}
@@ -321,7 +329,8 @@ def run_search(cfg: Any, dataset_dir: Path, out_dir: Path, *, tiers: list[str] |
         dataset_dir: dataset written by the data stage.
         out_dir: where ``<tier>.json``, ``<tier>.pt``, ``pareto.png``, ``search_log.jsonl`` go.
         tiers: tiers to search (default ``cfg.search.tiers``).
-        teacher_checkpoint: a trained generator; its held-out PSNR is logged as the reference
+        teacher_checkpoint: the train stage's generator: a distillation target of the supernet
+            (``search.weight_reference``); its held-out PSNR is logged as the reference
             the candidates' scores can be read against.
         progress: progress bars / per-stage lines.
         latency_model: a loaded :class:`LatencyModel` (default: the committed LUT).
@@ -351,13 +360,14 @@ def run_search(cfg: Any, dataset_dir: Path, out_dir: Path, *, tiers: list[str] |
                   "search": cfg.search.model_dump(mode="json"), "tier_scales": latency.tier_scales,
                   "scale_sources": getattr(latency, "scale_sources", {})})
     if teacher_checkpoint is not None:
-        from mobile_pipeline.search.supernet import psnr_db
         from mobile_pipeline.train.checkpoint import load_generator
+        from mobile_pipeline.utils.atomic import sha256_file
 
-        teacher = load_generator(Path(teacher_checkpoint))
+        teacher = load_generator(Path(teacher_checkpoint)).requires_grad_(False)
+        searcher.reference, searcher.reference_sha = teacher, sha256_file(Path(teacher_checkpoint))
         with torch.no_grad():
             searcher.log({"event": "teacher_reference", "checkpoint": str(teacher_checkpoint),
-                          "psnr_db": psnr_db(teacher(searcher.val_x), searcher.val_y)})
+                          "psnr_db": heldout_psnr(teacher, searcher.val_pairs)})
     say(f"[search] supernet: {cfg.search.supernet_steps} sandwich steps over {searcher.choices.size():,} architectures")
     searcher.train_supernet(Path(dataset_dir))
     results: dict[str, TierResult] = {}
@@ -392,6 +402,7 @@ def run_search(cfg: Any, dataset_dir: Path, out_dir: Path, *, tiers: list[str] |
             "predicted_latency_ms": predicted,
             "predicted_local_ms": latency.predict_local_ms(spec, (table[tier].resolution,) * 2),
             "budgets": table[tier].budgets.model_dump(), "within_budget": True,
+            "latency_source": latency.scale_sources.get(tier),
             "supernet_psnr_db": best["psnr_db"], "finetuned_psnr_db": tuned_psnr,
             "finetune_steps": cfg.search.finetune_steps, "fine_tuned": fine_tuned, "checkpoint": checkpoint.name,
             "search": {"trials": len(cands), "within_budget": len(inside), "seed": cfg.search.seed,

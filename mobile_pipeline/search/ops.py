@@ -24,8 +24,12 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 # Ops whose cost we look up. Everything else that returns a tensor is reported as 'other'.
+# The last five occur in the published reference networks the device latency model is fitted
+# on (pixel shuffle in super-resolution nets, pooling in classifiers, reflection padding), not
+# in our generator; they extend the vocabulary without changing any generator op's key.
 OP_KINDS: tuple[str, ...] = (
     "conv", "deconv", "add", "mul", "sigmoid", "concat", "resize_nearest", "resize_bilinear", "clamp", "act",
+    "depth_to_space", "space_to_depth", "pool", "global_pool", "pad",
 )
 
 _BINARY = {"add": "add", "__add__": "add", "__radd__": "add", "add_": "add", "__iadd__": "add",
@@ -34,6 +38,12 @@ _BINARY = {"add": "add", "__add__": "add", "__radd__": "add", "add_": "add", "__
 _ACTS = {"relu", "relu_", "relu6", "hardtanh", "hardtanh_"}
 _CLAMPS = {"clamp", "clamp_", "clip", "clip_"}
 _SIGMOID = {"sigmoid", "sigmoid_"}
+# Activations the converters do not fuse into the producing conv: their own op, named by ``fn``
+# (a plain ReLU stays ``act`` without attributes, so existing LUT keys are unchanged).
+_OTHER_ACTS = {"prelu": "prelu", "leaky_relu": "leaky", "leaky_relu_": "leaky", "hardswish": "hswish",
+               "hardswish_": "hswish", "hardsigmoid": "hsigmoid", "hardsigmoid_": "hsigmoid", "silu": "silu",
+               "silu_": "silu", "tanh": "tanh", "tanh_": "tanh", "gelu": "gelu"}
+_POOLS = {"max_pool2d": "max", "avg_pool2d": "avg"}
 # Calls that return tensors but are free at run time (views, metadata) or no-ops in export.
 _FREE = {"__get__", "size", "dim", "contiguous", "detach", "clone", "to", "float", "__getitem__",
          "view", "reshape", "flatten", "numel", "type", "__len__", "__format__", "__bool__", "__setitem__",
@@ -67,7 +77,7 @@ class Op:
     def with_hw(self, h: int, w: int) -> "Op":
         """The same op at another resolution (used to extrapolate a missing LUT entry)."""
         attrs = self.attrs
-        if self.kind.startswith("resize"):
+        if self.kind.startswith("resize") or self.kind in ("pool", "pad"):
             sh, sw = self.attr("oh") / self.shape[1], self.attr("ow") / self.shape[2]
             attrs = tuple((n, int(round(h * sh)) if n == "oh" else int(round(w * sw)) if n == "ow" else v)
                           for n, v in attrs)
@@ -84,8 +94,10 @@ class Op:
             return h * w * self.attr("cout") * (c // self.attr("g")) * self.attr("k") ** 2
         if self.kind == "concat":
             return sum(self.attr("split")) * h * w
-        if self.kind.startswith("resize"):
+        if self.kind.startswith("resize") or self.kind == "pad":
             return c * self.attr("oh") * self.attr("ow")
+        if self.kind == "pool":
+            return c * self.attr("oh") * self.attr("ow") * self.attr("k") ** 2
         return c * h * w
 
     @classmethod
@@ -190,6 +202,31 @@ class _OpRecorder(TorchFunctionMode):
             if mode not in ("nearest", "bilinear"):
                 raise ValueError(f"interpolate mode {mode!r} is outside the latency model")
             self._record(Op(kind, _chw(x), (("oh", int(out.shape[2])), ("ow", int(out.shape[3])))), out)
+        elif name in _OTHER_ACTS and isinstance(first, torch.Tensor) and first.dim() in (2, 4):
+            # (N, C) after a fully connected layer counts as a C x 1 x 1 map, as the layer does
+            chw = _chw(out) if out.dim() == 4 else (int(out.shape[1]), 1, 1)
+            self._record(Op("act", chw, (("fn", _OTHER_ACTS[name]),)), out)
+        elif name in ("pixel_shuffle", "pixel_unshuffle"):
+            factor = int(args[1] if len(args) > 1 else kwargs.get("upscale_factor", kwargs.get("downscale_factor")))
+            kind = "depth_to_space" if name == "pixel_shuffle" else "space_to_depth"
+            self._record(Op(kind, _chw(args[0]), (("r", factor),)), out)
+        elif name in _POOLS:
+            x = args[0]
+            k = _pair(kwargs.get("kernel_size", args[1] if len(args) > 1 else None))
+            stride = kwargs.get("stride", args[2] if len(args) > 2 else None)
+            s = _pair(stride) if stride not in (None, [], ()) else k
+            self._record(Op("pool", _chw(x), (("fn", _POOLS[name]), ("k", k), ("s", s),
+                                               ("oh", int(out.shape[2])), ("ow", int(out.shape[3])))), out)
+        elif _is_global_pool(name, first, out):
+            self._record(Op("global_pool", _chw(first)), out)
+        elif name == "linear":
+            x, weight = args[0], args[1]
+            # A fully connected layer is a 1x1 conv on a 1x1 map, which is how NPUs run it.
+            self._record(Op("conv", (int(weight.shape[1]), 1, 1), (("cout", int(weight.shape[0])), ("k", 1), ("s", 1),
+                                                                    ("p", 0), ("d", 1), ("g", 1))), out)
+        elif name == "pad" and isinstance(first, torch.Tensor) and first.dim() == 4:
+            if tuple(out.shape) != tuple(first.shape):  # a zero pad (U-Net's size match) is free
+                self._record(Op("pad", _chw(first), (("oh", int(out.shape[2])), ("ow", int(out.shape[3])))), out)
         else:
             self.other.append(name)
         return out
@@ -200,20 +237,32 @@ class _OpRecorder(TorchFunctionMode):
         self._last_out = out if op.kind in ("conv", "deconv", "add") and fusable else None
 
 
+def _is_global_pool(name: str, first: Any, out: torch.Tensor) -> bool:
+    """Adaptive pooling to 1x1, or a spatial mean (SE blocks, classifier heads)."""
+    if not isinstance(first, torch.Tensor) or first.dim() != 4:
+        return False
+    if name in ("adaptive_avg_pool2d", "adaptive_max_pool2d"):
+        if tuple(out.shape[2:]) != (1, 1):
+            raise ValueError(f"adaptive pooling to {tuple(out.shape[2:])} is outside the latency model")
+        return True
+    # mean over H and W: the output keeps N and C (and 1x1 with keepdim)
+    return name == "mean" and out.dim() in (2, 4) and out.shape[1] == first.shape[1] and out.numel() == first.shape[0] * first.shape[1]
+
+
 def _chw(x: torch.Tensor) -> tuple[int, int, int]:
     if x.dim() != 4:
         raise ValueError(f"expected an N,C,H,W tensor, got shape {tuple(x.shape)}")
     return int(x.shape[1]), int(x.shape[2]), int(x.shape[3])
 
 
-def trace_ops(model: nn.Module, input_hw: tuple[int, int]) -> tuple[list[Op], list[str]]:
-    """Runtime ops of ``model.forward`` on a 1x3xHxW input, traced on the meta device.
+def trace_ops(model: nn.Module, input_hw: tuple[int, int], in_channels: int = 3) -> tuple[list[Op], list[str]]:
+    """Runtime ops of ``model.forward`` on a 1 x in_channels x H x W input, traced on the meta device.
 
     Returns the op list and the names of traced tensor functions the latency model does not
     know (an empty list means every op is covered by the LUT vocabulary).
     """
     meta_model = _to_meta(model)
-    x = torch.empty(1, 3, *input_hw, device="meta")
+    x = torch.empty(1, in_channels, *input_hw, device="meta")
     recorder = _OpRecorder()
     with torch.no_grad(), recorder:
         meta_model(x)
@@ -254,6 +303,13 @@ class _Concat(nn.Module):
         return torch.cat(xs, dim=1)
 
 
+_ACT_MODULES = {
+    "relu": lambda c: nn.ReLU(), "prelu": lambda c: nn.PReLU(c), "leaky": lambda c: nn.LeakyReLU(0.2),
+    "hswish": lambda c: nn.Hardswish(), "hsigmoid": lambda c: nn.Hardsigmoid(), "silu": lambda c: nn.SiLU(),
+    "tanh": lambda c: nn.Tanh(), "gelu": lambda c: nn.GELU(),
+}
+
+
 def op_module(op: Op) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
     """A single-op PyTorch module and its NCHW example inputs, for LUT measurement.
 
@@ -287,7 +343,21 @@ def op_module(op: Op) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
     if op.kind == "clamp":
         return _Unary(lambda t: torch.clamp(t, 0.0, 1.0)), (x,)
     if op.kind == "act":
-        return _Unary(torch.relu), (x,)
+        return _ACT_MODULES[op.attr("fn", "relu")](c), (x,)
+    if op.kind in ("depth_to_space", "space_to_depth"):
+        cls = nn.PixelShuffle if op.kind == "depth_to_space" else nn.PixelUnshuffle
+        return cls(op.attr("r")), (x,)
+    if op.kind == "pool":
+        k, s = op.attr("k"), op.attr("s")
+        pad = max(((op.attr("oh") - 1) * s + k - h + 1) // 2, 0)
+        cls = nn.MaxPool2d if op.attr("fn") == "max" else nn.AvgPool2d
+        return cls(k, s, pad), (x,)
+    if op.kind == "global_pool":
+        return nn.AdaptiveAvgPool2d(1), (x,)
+    if op.kind == "pad":
+        dh, dw = op.attr("oh") - h, op.attr("ow") - w
+        pads = (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2)
+        return _Unary(lambda t: F.pad(t, pads, mode="reflect")), (x,)
     if op.kind == "concat":
         return _Concat(), tuple(torch.rand(1, part, h, w) for part in op.attr("split"))
     if op.kind.startswith("resize"):

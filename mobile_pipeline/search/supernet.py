@@ -304,8 +304,17 @@ def paired_loss(outputs: list[Tensor], target: Tensor, weight_multiscale: float 
 def train_supernet(supernet: Supernet, batches: Callable[[int], tuple[Tensor, Tensor]], steps: int, *,
                    lr: float = 2e-3, n_random: int = 1, seed: int = 0, weight_multiscale: float = 0.5,
                    progress: bool = True, log: Callable[[dict], None] | None = None,
-                   loss_fn: Callable[[list[Tensor], Tensor], Tensor] | None = None) -> list[float]:
+                   loss_fn: Callable[[list[Tensor], Tensor], Tensor] | None = None,
+                   reference: nn.Module | None = None, weight_reference: float = 0.0,
+                   weight_inplace: float = 0.0) -> list[float]:
     """Sandwich-rule training: per step, largest + smallest + ``n_random`` random sub-networks.
+
+    Distillation makes the shared weights rank sub-networks more like stand-alone training
+    would (once-for-all, BigNAS): every sub-network also fits the frozen ``reference``
+    model's output (``weight_reference``), and every sub-network but the largest fits the
+    largest one's output of the same step, detached (``weight_inplace``, in-place
+    distillation). Both targets are smoother than the teacher's, so small sub-networks are
+    not pulled around by detail they cannot represent, which is what scrambles rankings.
 
     Args:
         supernet: the bank to train.
@@ -318,6 +327,9 @@ def train_supernet(supernet: Supernet, batches: Callable[[int], tuple[Tensor, Te
         progress: tqdm bar.
         log: called with {step, loss} every step.
         loss_fn: ``(pyramid, target) -> loss``; default :func:`paired_loss` (L1 + multiscale).
+        reference: a frozen generator whose outputs are extra targets (None: none).
+        weight_reference: weight of the reference term.
+        weight_inplace: weight of the in-place distillation term.
 
     Returns:
         The mean loss of each step.
@@ -339,9 +351,22 @@ def train_supernet(supernet: Supernet, batches: Callable[[int], tuple[Tensor, Te
         photos, targets = batches(step)
         optimizer.zero_grad(set_to_none=True)
         specs = [big, small] + [random_spec(supernet.choices, rng) for _ in range(n_random)]
+        reference_out = None
+        if reference is not None and weight_reference > 0:
+            with torch.no_grad():
+                reference_out = reference(photos)
+        largest_out = None
         total = 0.0
-        for spec in specs:
-            loss = loss_fn(supernet.forward_pyramid(photos, spec), targets) / len(specs)
+        for index, spec in enumerate(specs):
+            pyramid = supernet.forward_pyramid(photos, spec)
+            loss = loss_fn(pyramid, targets)
+            if reference_out is not None:
+                loss = loss + weight_reference * loss_fn(pyramid, reference_out)
+            if index == 0:
+                largest_out = pyramid[-1].detach()
+            elif weight_inplace > 0:
+                loss = loss + weight_inplace * loss_fn(pyramid, largest_out)
+            loss = loss / len(specs)
             loss.backward()
             total += loss.item()
         torch.nn.utils.clip_grad_norm_(params, 5.0)
@@ -374,7 +399,3 @@ def recalibrate_bn(model: nn.Module, batches: Iterable[Tensor]) -> nn.Module:
     return model.eval()
 
 
-def psnr_db(output: Tensor, target: Tensor) -> float:
-    """Mean over images of 10 log10(1 / MSE), images in [0, 1]."""
-    mse = ((output - target) ** 2).flatten(1).mean(1).clamp_min(1e-10)
-    return float((10 * torch.log10(1.0 / mse)).mean())

@@ -59,6 +59,13 @@ class ModelRef:
 class Selection:
     """The answer for one device: a model, the fallbacks to try in order, and why.
 
+    ``why`` is the chain of rules in compact form, the same tokens the reference classifier
+    gives (``mobile-pipeline tiers explain`` prints them in sentences): the deciding rule
+    (``catalog:SM8750``, ``override:SM8650``, ``family:snapdragon-8``, ``rules:gpu``,
+    ``default``), then one token per tier stepped over on the way to ``tier``
+    (``unserved:npu`` not in the platform's chain, ``absent:npu`` no such model in this
+    release, ``os:npu`` OS too old, ``ram:npu`` too little RAM).
+
     ``body`` (JSON bytes) and ``etag`` are computed once per distinct answer and shared by
     every device that gets the same answer.
     """
@@ -73,6 +80,7 @@ class Selection:
     fallbacks: tuple[ModelRef, ...]
     body: bytes = field(repr=False, compare=False)
     etag: str = field(compare=False)
+    why: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -82,6 +90,7 @@ class Selection:
             "classified_tier": self.classified_tier,
             "matched_by": self.matched_by,
             "soc": self.soc,
+            "why": list(self.why),
             "model": self.model.to_dict(),
             "fallbacks": [ref.to_dict() for ref in self.fallbacks],
         }
@@ -115,9 +124,11 @@ class Dispatcher:
         # raw client strings, so the cache is bounded by the manifest's size.
         self._cache: dict[tuple, Selection] = {}
         # Memo of whole answers keyed by what the device reported (RAM reduced to which bounds it
-        # meets). Hot devices then cost one tuple and one dict get; the memo is cleared when it
-        # reaches MEMO_MAX, so hostile clients sending endless new strings cannot grow it.
-        self._ram_steps = sorted(set(self._min_ram.values()))
+        # meets: tier floors and the family rules' RAM corroboration). Hot devices then cost one
+        # tuple and one dict get; the memo is cleared when it reaches MEMO_MAX, so hostile
+        # clients sending endless new strings cannot grow it.
+        self._ram_steps = sorted(set(self._min_ram.values())
+                                 | {f.min_ram_bytes for f in rules.families if f.min_ram_bytes is not None})
         self._memo: dict[tuple, Selection] = {}
 
     @property
@@ -152,47 +163,57 @@ class Dispatcher:
                 f"release {self.release_id} has no model for platform {platform!r} "
                 f"(it serves {sorted(self._chains)})"
             )
-        match = self.index.match(platform, info.soc_manufacturer, info.soc_model, info.gpu_renderer, info.accelerators)
-        served = self._served_tiers(platform, chain, match.tier, match.int8, info)
+        match = self.index.match(platform, info.soc_manufacturer, info.soc_model, info.gpu_renderer, info.accelerators,
+                                 info.ram_bytes)
+        served, skipped = self._served_tiers(platform, chain, match.tier, match.int8, info)
         matched_by = match.matched_by
         if matched_by == "rules" and served[0] == chain[-1]:
             matched_by = "default"
         vendor = match.soc.manufacturer.lower() if match.soc else self.index.canonical_vendor(info.soc_manufacturer)
         if vendor not in self._delegate_vendors or platform == "ios":
             vendor = None
-        key = (platform, served, match.tier, matched_by, match.soc.model if match.soc else None, vendor)
+        why = (match.token, *skipped)
+        key = (platform, served, match.tier, matched_by, match.soc.model if match.soc else None, vendor, why)
         selection = self._cache.get(key)
         if selection is None:
             selection = self._build(key)
             self._cache[key] = selection
         return selection
 
-    def _allowed(self, platform: str, tier: str, ram: int | None, os_version: tuple[int, ...] | None) -> bool:
-        """The release has a model of ``tier`` for ``platform`` and the device meets its bounds."""
+    def _refusal(self, platform: str, tier: str, ram: int | None, os_version: tuple[int, ...] | None) -> str | None:
+        """Why the device may not be served ``tier`` (``absent``, ``os``, ``ram``), or None when it may."""
         if (platform, tier) not in self._best:
-            return False
+            return "absent"
+        min_os = self._min_os.get((tier, platform))
+        if min_os is not None and os_version is not None and os_version < min_os:
+            return "os"
         min_ram = self._min_ram.get(tier)
         if min_ram is not None and ram is not None and ram < min_ram:
-            return False
-        min_os = self._min_os.get((tier, platform))
-        return min_os is None or os_version is None or os_version >= min_os
+            return "ram"
+        return None
 
     def _served_tiers(self, platform: str, chain: tuple[str, ...], wanted: str, int8: bool,
-                      info: DeviceInfo) -> tuple[str, ...]:
-        """The device's tier (the strongest chain tier not above ``wanted`` that it may run), then fallbacks."""
+                      info: DeviceInfo) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """``(served, skipped)``: the device's tier (the strongest chain tier not above ``wanted``
+        that it may run) and its fallbacks; and a ``why`` token per tier stepped over."""
         ram, os_version = info.ram_bytes, info.os_version_tuple()
         strength = self.index.strength
         limit = strength[wanted]
+        skipped = [] if wanted in chain else [f"unserved:{wanted}"]
         start = len(chain) - 1  # the CPU model is the floor, whatever the bounds say
         for i, tier in enumerate(chain):
-            if strength[tier] <= limit and self._allowed(platform, tier, ram, os_version):
+            if strength[tier] > limit:
+                continue
+            refusal = self._refusal(platform, tier, ram, os_version)
+            if refusal is None:
                 start = i
                 break
+            skipped.append(f"{refusal}:{tier}")
         fallbacks = tuple(
             t for t in chain[start + 1:]
-            if self._allowed(platform, t, ram, os_version) and (int8 or t not in self._int8_fallback)
+            if self._refusal(platform, t, ram, os_version) is None and (int8 or t not in self._int8_fallback)
         )
-        return (chain[start], *fallbacks)
+        return (chain[start], *fallbacks), tuple(skipped)
 
     def _with_vendor_delegate(self, ref: ModelRef, vendor: str | None) -> ModelRef:
         """The SoC vendor's own delegate (QNN on Qualcomm, Neuron on MediaTek) for Android formats.
@@ -204,7 +225,7 @@ class Dispatcher:
         return ref if delegate is None else dataclasses.replace(ref, delegate=delegate)
 
     def _build(self, key: tuple) -> Selection:
-        platform, served, classified, matched_by, soc, vendor = key
+        platform, served, classified, matched_by, soc, vendor, why = key
         refs = [self._with_vendor_delegate(self._best[(platform, t)], vendor) for t in served]
         payload = {
             "release_id": self.release_id,
@@ -213,10 +234,11 @@ class Dispatcher:
             "classified_tier": classified,
             "matched_by": matched_by,
             "soc": soc,
+            "why": list(why),
             "model": refs[0].to_dict(),
             "fallbacks": [ref.to_dict() for ref in refs[1:]],
         }
         body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
         return Selection(self.release_id, platform, served[0], classified, matched_by, soc,
-                         refs[0], tuple(refs[1:]), body, etag)
+                         refs[0], tuple(refs[1:]), body, etag, why)

@@ -3,17 +3,24 @@
 ``RequestLimits`` is plain ASGI (no ``BaseHTTPMiddleware``: it would copy every body and
 cost throughput): it answers 413 for a body over the limit (by ``Content-Length`` or while
 streaming) and 414 for an over-long query string, before any route runs.
+
+A method a path does not serve gets 405 with ``Allow`` naming *every* method the path has
+(the router alone names only the first route's: ``GET`` for ``/v1/select``, though POST
+works), and ``OPTIONS`` on any served path answers 204 with the same ``Allow``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mobile_pipeline.serve.dispatch import NoModelForPlatform
@@ -117,6 +124,54 @@ async def no_model(request: Request, exc: NoModelForPlatform) -> JSONResponse:
     return JSONResponse({"error": str(exc)}, status_code=404)
 
 
+_METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _template_regex(template: str) -> re.Pattern[str]:
+    """``/v1/items/{id}`` -> a regex matching concrete paths of that template."""
+    parts = re.split(r"(\{[^}]+\})", template)
+    return re.compile("^" + "".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts) + "$")
+
+
+def allowed_methods(app: FastAPI, path: str) -> tuple[str, ...]:
+    """Every method some route serves at ``path`` (OpenAPI operations and plain routes), plus OPTIONS.
+
+    Read off the OpenAPI document and the app's plain routes rather than the router's
+    internals, and remembered per path (the route table does not change after start-up).
+    """
+    cache: dict[str, tuple[str, ...]] | None = getattr(app.state, "allowed_methods_cache", None)
+    if cache is None:
+        cache = app.state.allowed_methods_cache = {}
+    if path in cache:
+        return cache[path]
+    methods: set[str] = set()
+    for template, operations in (app.openapi().get("paths") or {}).items():
+        if _template_regex(template).match(path):
+            methods.update(m.upper() for m in operations if m.upper() in _METHOD_ORDER)
+    for route in app.routes:  # /openapi.json, /docs ... are plain routes outside the schema
+        regex, route_methods = getattr(route, "path_regex", None), getattr(route, "methods", None)
+        if regex is not None and route_methods and regex.match(path):
+            methods.update(route_methods)
+    found = tuple(m for m in _METHOD_ORDER if m in methods | ({"OPTIONS"} if methods else set()))
+    if len(cache) < 1024:  # unknown paths never get here (404 first); bounded anyway
+        cache[path] = found
+    return found
+
+
+async def method_not_allowed(request: Request, exc: StarletteHTTPException) -> Response:
+    """405 with the full ``Allow`` list; ``OPTIONS`` on a served path is 204 with the same list."""
+    if exc.status_code != 405:
+        return await http_exception_handler(request, exc)
+    allowed = allowed_methods(request.app, request.url.path) or tuple(
+        m.strip() for m in (exc.headers or {}).get("Allow", "").split(",") if m.strip())
+    allow = ", ".join(allowed)
+    if request.method == "OPTIONS":
+        return Response(status_code=204, headers={"Allow": allow})
+    return JSONResponse({"error": f"method {request.method} is not allowed on {request.url.path}; allowed: {allow}"},
+                        status_code=405, headers={"Allow": allow})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(NoModelForPlatform, no_model)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, method_not_allowed)  # type: ignore[arg-type]  # type: ignore[arg-type]

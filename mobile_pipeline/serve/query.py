@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from mobile_pipeline.tiers.device_info import DeviceInfo
 
 FIELDS = frozenset(DeviceInfo.model_fields)
+_INTEGER_FIELDS = frozenset({"ram_bytes"})
 
 
 def etag_matches(if_none_match: str, etag: str) -> bool:
@@ -47,6 +48,8 @@ def parse_select_query(items: Iterable[tuple[str, str]]) -> DeviceInfo:
         elif name in values:
             previous = values[name]
             values[name] = [*previous, value] if isinstance(previous, list) else [previous, value]  # fails validation
+        elif name in _INTEGER_FIELDS and value.isascii() and value.isdigit():
+            values[name] = int(value)  # a query has only strings; the model takes integers strictly
         else:
             values[name] = value
     if unknown:

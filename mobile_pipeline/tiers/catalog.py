@@ -132,6 +132,8 @@ class SocEntry(_Strict):
                 raise ValueError(f"ios_machine_ids: {machine!r} is not like 'iPhone15,2'")
         if self.tier in ("dsp", "npu") and self.accelerator.kind == "none":
             raise ValueError(f"tier {self.tier} needs an accelerator; accelerator.kind is 'none'")
+        if self.accelerator.htp_arch is not None and (self.vendor != "qualcomm" or self.accelerator.kind != "npu"):
+            raise ValueError("accelerator.htp_arch is for Qualcomm parts whose accelerator.kind is npu (an HTP)")
         return self
 
     @property

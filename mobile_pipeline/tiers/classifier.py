@@ -1,19 +1,27 @@
-"""Device info -> compute tier + ordered fallback chain. Never raises.
+"""Device info -> compute tier + ordered fallback chain, and the chain of rules that decided it. Never raises.
 
 Order of evidence, strongest first:
   1. ``device_tiers/overrides.yaml`` (what calibration measured on real devices),
   2. the SoC catalog (vendor aliases, model suffixes, iOS machine ids),
-  3. capability rules (GPU renderer family, reported accelerators, iOS generation),
-  4. the CPU tier.
+  3. family rules (``device_tiers/families.yaml``): vendor numbering schemes (SM8xyz, MT69xx,
+     s5e99x5, "Tensor G<n>", iPhone<n>,<m>) and GPU families that only ship in one vendor's
+     flagships (Adreno 8xx, Immortalis, Xclipse 9xx), the latter corroborated by RAM,
+  4. capability rules (GPU renderer, reported accelerators, Apple GPU name),
+  5. the CPU tier.
 Every answer then passes the tier's OS and RAM floors (stepping down the platform's chain),
 and the fallbacks are the lighter tiers of that chain the device can also run.
 
-The dispatch server calls this for every request, so decisions are cached by the tuple of
-reported fields and the indexes are built once per file version.
+Each decision carries ``why``, compact tokens (``catalog:SM8750``, ``family:snapdragon-8``,
+``ram:npu``) that the dispatch server returns in the same form, and ``steps``, the same chain in
+sentences for ``mobile-pipeline tiers explain``.
+
+Decisions are cached by the tuple of reported fields and the indexes are built once per file
+version.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -24,8 +32,10 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from mobile_pipeline.tiers.catalog import Catalog, SocEntry, load_catalog_index, normalize_vendor
+from mobile_pipeline.tiers import explain
+from mobile_pipeline.tiers.catalog import Catalog, SocEntry, load_catalog_index
 from mobile_pipeline.tiers.device_info import DeviceInfo
+from mobile_pipeline.tiers.families import FamilyMatcher, FamilyRule, compile_rules, load_families
 from mobile_pipeline.tiers.overrides import Override, OverrideIndex, load_overrides
 from mobile_pipeline.tiers.rules import (
     ACCELERATOR_TIERS,
@@ -33,7 +43,6 @@ from mobile_pipeline.tiers.rules import (
     TIER_RANK,
     apple_chip_tier,
     gpu_rule_for,
-    ios_tier_from_machine,
     os_allows,
     ram_allows,
 )
@@ -41,7 +50,7 @@ from mobile_pipeline.tiers.rules import (
 __all__ = ["FALLBACK_CHAINS", "Classifier", "TierDecision", "classify", "default_classifier"]
 
 log = logging.getLogger(__name__)
-MatchedBy = Literal["catalog", "rules", "default"]
+MatchedBy = Literal["catalog", "family", "rules", "default"]
 _INT8_EVIDENCE = frozenset(name for name, tier in ACCELERATOR_TIERS.items() if tier in ("dsp", "npu"))
 
 
@@ -53,10 +62,16 @@ class TierDecision:
         tier: the tier whose model the device should load first.
         fallbacks: lighter tiers to try, in order, if that model fails to load (ends in cpu
             unless ``tier`` is cpu).
-        matched_by: ``catalog`` (overrides included), ``rules`` or ``default``.
+        matched_by: ``catalog`` (overrides included), ``family`` (a family rule: the chip needs
+            a catalog entry), ``rules`` (capability evidence) or ``default``.
         soc: the catalog entry when the chip is known.
         reason: one human-readable sentence for logs and the API.
         overridden: True when an overrides.yaml entry decided the tier.
+        why: compact tokens, the form /v1/select returns: the deciding rule (``catalog:SM8750``,
+            ``override:SM8650``, ``family:<id>``, ``rules:<kind>``, ``default``), then one
+            token per tier stepped over (``unserved:<tier>``, ``os:<tier>``, ``ram:<tier>``).
+        steps: the same chain as sentences, followed by the fallback chain (``tiers explain``).
+        family: the id of the family rule that decided, if one did.
     """
 
     tier: str
@@ -65,6 +80,9 @@ class TierDecision:
     soc: SocEntry | None
     reason: str
     overridden: bool = field(default=False)
+    why: tuple[str, ...] = field(default=())
+    steps: tuple[str, ...] = field(default=())
+    family: str | None = field(default=None)
 
     @property
     def chain(self) -> tuple[str, ...]:
@@ -77,26 +95,43 @@ class TierDecision:
             "fallbacks": list(self.fallbacks),
             "matched_by": self.matched_by,
             "soc": None if self.soc is None else {"vendor": self.soc.vendor, "model": self.soc.model, "name": self.soc.name},
+            "family": self.family,
             "reason": self.reason,
             "overridden": self.overridden,
+            "why": list(self.why),
+            "steps": list(self.steps),
         }
 
 
 _Key = tuple[str, str | None, str | None, str | None, str | None, int | None, tuple[str, ...]]
 
 
+@dataclass(frozen=True)
+class _Evidence:
+    """What decided the wanted tier, before OS/RAM bounds."""
+
+    tier: str
+    matched_by: MatchedBy
+    token: str
+    sentence: str
+    int8: bool
+    family: str | None = None
+
+
 class Classifier:
-    """Classifies devices against one catalog + overrides snapshot.
+    """Classifies devices against one catalog + families + overrides snapshot.
 
     Args:
         catalog: the indexed catalog (default: ``device_tiers/catalog.yaml``).
         overrides: calibrated moves (default: ``device_tiers/overrides.yaml``; an invalid
             file is logged and ignored so classification keeps working).
+        families: family rules (default: ``device_tiers/families.yaml``; an invalid file is
+            logged and ignored: unknown chips then go straight to the capability rules).
         cache_size: decisions remembered per distinct device report.
     """
 
     def __init__(self, catalog: Catalog | None = None, overrides: list[Override] | None = None,
-                 cache_size: int = 65536) -> None:
+                 families: list[FamilyRule] | None = None, cache_size: int = 65536) -> None:
         self.catalog = catalog if catalog is not None else load_catalog_index()
         if overrides is None:
             try:
@@ -104,7 +139,15 @@ class Classifier:
             except ValueError as err:
                 log.error("ignoring invalid overrides file: %s", err)
                 overrides = []
+        if families is None:
+            try:
+                families = load_families()
+            except ValueError as err:
+                log.error("ignoring invalid families file: %s", err)
+                families = []
         self.overrides = OverrideIndex(overrides)
+        self.family_rules: tuple[FamilyRule, ...] = tuple(families)
+        self.families = FamilyMatcher(compile_rules(self.family_rules))
         self._cached = lru_cache(maxsize=cache_size)(self._decide)
 
     # ------------------------------------------------------------------ public API
@@ -114,21 +157,26 @@ class Classifier:
             device, dropped = _coerce(info)
             decision = self._cached(_key(device))
             if dropped:
-                return _with_reason(decision, f"{decision.reason}; ignored invalid field(s): {', '.join(dropped)}")
+                note = f"ignored invalid field(s): {', '.join(dropped)}"
+                return dataclasses.replace(decision, reason=f"{decision.reason}; {note}", steps=(note, *decision.steps))
             return decision
         except Exception as err:  # noqa: BLE001 - the contract is "never raises"; log and serve CPU
             log.exception("classifier failed; serving the cpu tier")
-            return TierDecision("cpu", (), "default", None, f"classification failed ({type(err).__name__}); cpu tier")
+            return TierDecision("cpu", (), "default", None, f"classification failed ({type(err).__name__}); cpu tier",
+                                why=("default",))
 
     # ------------------------------------------------------------------- internals
     def _decide(self, key: _Key) -> TierDecision:
         platform, os_text, manufacturer, model, renderer, ram, accelerators = key
         os_version = _os_tuple(os_text)
         chain = FALLBACK_CHAINS.get(platform, FALLBACK_CHAINS["other"])
+        steps: list[str] = []
 
         entry = self.catalog.lookup(manufacturer, model) if model else None
         if entry is not None and (entry.vendor == "apple") != (platform == "ios"):
-            entry = None  # an iPhone id on "android" (or a Snapdragon on "ios") is garbage, not a match
+            # an iPhone id on "android" (or a Snapdragon on "ios") is garbage, not a match
+            steps.append(f"catalog: {model!r} is {entry.name}, which does not run on {platform}: ignored")
+            entry = None
         override = self.overrides.find(manufacturer, model) if model else None
         if override is None and entry is not None:
             # An override written for the chip ("A16", "SM8650") also covers its machine ids
@@ -136,74 +184,104 @@ class Classifier:
             override = self.overrides.find(entry.manufacturers[0], entry.model)
 
         if override is not None:
-            wanted, matched_by = override.tier, "catalog"
-            why = f"override ({override.source}, {override.date}): {override.reason}"
+            chip = entry.model if entry is not None else override.soc_model
+            evidence = _Evidence(override.tier, "catalog", f"override:{chip}",
+                                 f"override ({override.source}, {override.date}): {override.reason}",
+                                 entry is not None and entry.accelerator.kind != "none")
+            steps.append(explain.override_line(override, entry))
         elif entry is not None:
-            wanted, matched_by = entry.tier, "catalog"
-            why = f"catalog: {entry.name} ({entry.model}) is {entry.tier}"
+            evidence = _Evidence(entry.tier, "catalog", f"catalog:{entry.model}",
+                                 f"catalog: {entry.name} ({entry.model}) is {entry.tier}", entry.accelerator.kind != "none")
+            steps.append(explain.catalog_line(entry, model))
         else:
-            wanted, why = self._rules(platform, model, renderer, accelerators)
-            matched_by = "rules" if wanted != "cpu" else "default"
+            steps.append(explain.no_catalog_line(platform, manufacturer, model))
+            evidence = self._family(platform, model, renderer, ram, steps) or self._rules(
+                platform, renderer, accelerators, steps)
 
-        tier, limits = _step_down(wanted, chain, platform, os_version, ram)
-        if limits:
-            why = f"{why}; {limits}"
+        tier, notes, skipped = _step_down(evidence.tier, chain, platform, os_version, ram)
+        steps.extend(explain.bound_lines(evidence.tier, tier, chain, platform, os_version, ram))
+        why = evidence.sentence + (f"; {'; '.join(notes)}" if notes else "")
+        matched_by = evidence.matched_by
         if matched_by == "rules" and tier == "cpu":
             matched_by = "default"
         # The dsp model is a full-int8 graph for a DSP/NPU delegate: only worth trying where
         # there is evidence of one (on a GPU-only phone it would just run on the CPU).
-        has_int8 = (wanted in ("dsp", "npu") or bool(set(accelerators) & _INT8_EVIDENCE)
-                    or (entry is not None and entry.accelerator.kind != "none"))
+        has_int8 = evidence.tier in ("dsp", "npu") or bool(set(accelerators) & _INT8_EVIDENCE) or evidence.int8
         fallbacks = tuple(
             t for t in chain[chain.index(tier) + 1:]
             if os_allows(t, platform, os_version) and ram_allows(t, ram) and (t != "dsp" or has_int8)
         ) if tier in chain else ()
-        return TierDecision(tier, fallbacks, matched_by, entry, why, overridden=override is not None)
+        steps.extend(explain.fallback_lines(tier, fallbacks, chain, platform, os_version, ram, has_int8))
+        return TierDecision(tier, fallbacks, matched_by, entry, why, overridden=override is not None,
+                            why=(evidence.token, *skipped), steps=tuple(steps), family=evidence.family)
 
-    def _rules(self, platform: str, model: str | None, renderer: str | None,
-               accelerators: tuple[str, ...]) -> tuple[str, str]:
-        """Capability evidence when the chip is unknown: the strongest tier any rule supports."""
-        found: list[tuple[str, str]] = []
+    def _family(self, platform: str, model: str | None, renderer: str | None, ram: int | None,
+                steps: list[str]) -> _Evidence | None:
+        """A family rule's answer: the SoC numbering scheme first, then a GPU family with RAM."""
+        match = self.families.match_model(platform, model) if model else None
+        if match is None:
+            match, note = self.families.match_gpu(platform, renderer, ram)
+            if note:
+                steps.append(note)
+        if match is None:
+            return None
+        steps.append(match.describe())
+        return _Evidence(match.tier, "family", match.token, f"family {match.rule.id}: {match.matched} is {match.tier}",
+                         match.rule.int8, match.rule.id)
+
+    def _rules(self, platform: str, renderer: str | None, accelerators: tuple[str, ...],
+               steps: list[str]) -> _Evidence:
+        """Capability evidence when neither catalog nor family knows the chip: the strongest tier any rule supports."""
+        found: list[tuple[str, str, str]] = []  # (tier, token, sentence)
         if platform == "ios":
-            for hit in (ios_tier_from_machine(model), apple_chip_tier(renderer)):
-                if hit is not None:
-                    found.append(hit)
+            hit = apple_chip_tier(renderer)
+            if hit is not None:
+                found.append((hit[0], "rules:apple-gpu", hit[1]))
             if "ane" in accelerators:
-                found.append(("npu", "reports a Neural Engine"))
+                found.append(("npu", "rules:accelerator", "reports a Neural Engine"))
         elif platform == "android":
             rule = gpu_rule_for(renderer)
             if rule is not None:
-                found.append((rule.tier, f"GPU {renderer!r} is {rule.description}"))
+                found.append((rule.tier, "rules:gpu", f"GPU {renderer!r} is {rule.description}"))
             for name in accelerators:
                 tier = ACCELERATOR_TIERS.get(name)
                 if tier is not None and name != "ane":
-                    found.append((tier, f"reports accelerator {name!r}"))
+                    found.append((tier, "rules:accelerator", f"reports accelerator {name!r}"))
         if not found:
-            return "cpu", "unknown SoC and no capability evidence: cpu"
-        best = max(found, key=lambda item: TIER_RANK[item[0]])
-        if best[0] == "cpu":
-            return "cpu", f"unknown SoC; {best[1]}: cpu"
-        return best[0], f"rules: {best[1]}"
+            sentence = "unknown SoC and no capability evidence: cpu"
+            steps.append(f"rules: {sentence}")
+            return _Evidence("cpu", "default", "default", sentence, False)
+        best = max(found, key=lambda item: TIER_RANK[item[0]])  # first of equals, like the dispatcher
+        sentence = f"unknown SoC; {best[2]}: cpu" if best[0] == "cpu" else f"rules: {best[2]}"
+        steps.append(f"rules: {best[2]} -> {best[0]}")
+        return _Evidence(best[0], "rules" if best[0] != "cpu" else "default", best[1], sentence, False)
 
 
 # ---------------------------------------------------------------------- helpers
 def _step_down(wanted: str, chain: tuple[str, ...], platform: str, os_version: tuple[int, ...] | None,
-               ram: int | None) -> tuple[str, str]:
-    """The strongest tier of ``chain`` not above ``wanted`` that the OS and RAM allow."""
-    notes = []
+               ram: int | None) -> tuple[str, list[str], tuple[str, ...]]:
+    """The strongest tier of ``chain`` not above ``wanted`` that the OS and RAM allow.
+
+    Returns ``(tier, notes, tokens)``: sentences for ``reason`` and the ``why`` tokens of every
+    tier stepped over (``unserved:`` when ``wanted`` is not in the platform's chain at all).
+    """
+    notes: list[str] = []
+    tokens: list[str] = [] if wanted in chain else [f"unserved:{wanted}"]
     for tier in chain:
         if TIER_RANK[tier] > TIER_RANK[wanted]:
             continue
         if not os_allows(tier, platform, os_version):
             notes.append(f"{tier} needs a newer {platform} than {'.'.join(map(str, os_version or ()))}")
+            tokens.append(f"os:{tier}")
             continue
         if not ram_allows(tier, ram):
             notes.append(f"{tier} needs more RAM than {ram} bytes")
+            tokens.append(f"ram:{tier}")
             continue
         if tier != wanted and not notes:
             notes.append(f"{wanted} is not served on {platform}")
-        return tier, "; ".join(notes)
-    return "cpu", "; ".join(notes)
+        return tier, notes, tuple(tokens)
+    return "cpu", notes, tuple(tokens)
 
 
 def _os_tuple(text: str | None) -> tuple[int, ...] | None:
@@ -247,10 +325,6 @@ def _coerce(info: Any) -> tuple[DeviceInfo, list[str]]:
         return DeviceInfo(), sorted(set(dropped) | set(kept))
 
 
-def _with_reason(decision: TierDecision, reason: str) -> TierDecision:
-    return TierDecision(decision.tier, decision.fallbacks, decision.matched_by, decision.soc, reason, decision.overridden)
-
-
 # ------------------------------------------------------------- default instance
 _LOCK = threading.Lock()
 _DEFAULT: dict[str, Any] = {"classifier": None, "stamp": None, "checked": 0.0}
@@ -259,10 +333,11 @@ _RECHECK_SECONDS = 1.0
 
 def _files_stamp() -> tuple[int, ...]:
     from mobile_pipeline.tiers.catalog import default_catalog_path
+    from mobile_pipeline.tiers.families import default_families_path
     from mobile_pipeline.tiers.overrides import default_overrides_path
 
     stamps = []
-    for path in (default_catalog_path(), default_overrides_path()):
+    for path in (default_catalog_path(), default_overrides_path(), default_families_path()):
         try:
             stamps.append(Path(path).stat().st_mtime_ns)
         except OSError:
@@ -291,122 +366,14 @@ def classify(info: DeviceInfo | dict | Any) -> TierDecision:
         classifier = default_classifier()
     except Exception as err:  # noqa: BLE001 - a broken catalog file must not take the server down
         log.exception("cannot load the device catalog; serving the cpu tier")
-        return TierDecision("cpu", (), "default", None, f"catalog unavailable ({type(err).__name__}); cpu tier")
+        return TierDecision("cpu", (), "default", None, f"catalog unavailable ({type(err).__name__}); cpu tier",
+                            why=("default",))
     return classifier.classify(info)
 
 
 # ------------------------------------------------------------ read-only summary
 def tier_rules(classifier: Classifier | None = None) -> dict[str, Any]:
-    """The classification rules as plain JSON-able data, for the manifest and Play targeting.
+    """The classification rules as plain JSON-able data (see :func:`mobile_pipeline.tiers.summary.tier_rules`)."""
+    from mobile_pipeline.tiers.summary import tier_rules as _tier_rules
 
-    Overrides are already applied to ``soc_models`` (a calibrated move shows up under its new
-    tier). Shape::
-
-        {
-          "schema_version": 1,
-          "default_tier": "cpu",
-          "fallback_chains": {"android": [...], "ios": [...], "other": ["cpu"]},
-          "manufacturer_aliases": {"qualcomm": ["QTI", "Qualcomm", "qti", ...], ...},
-          "gpu_family_keys": {"adreno 7": "gpu", "adreno 702": "cpu", "mali-g7": "gpu", ...},
-                                # keys most specific first, see rules.gpu_family_keys()
-          "accelerator_tiers": {"npu": "npu", "hexagon": "dsp", ...},
-          "ios_machines": {"iPhone15,2": "A16", ...},          # machine id -> chip model
-          "vendor_delegates": {"npu": {"qualcomm": "qnn", ...}, ...},
-          "tiers": {
-            "<tier>": {
-              "soc_models": [{"vendor", "model", "aliases", "manufacturers", "name", "source"}],
-              "ios_machine_ids": ["iPhone15,2", ...],
-              "gpu_families": [{"pattern", "description", "min_cores"}],   # regex, case-insensitive
-              "accelerators": ["npu", "apu", ...],                         # reported names
-              "min_ram_bytes": int, "max_ram_bytes": null,
-              "min_os": {"android": "10", "ios": "16"},
-            }, ...
-          },
-        }
-
-    ``manufacturers`` are the literal Build.SOC_MANUFACTURER spellings (what Play's
-    ``system_on_chips`` matches); the classifier itself also accepts any alias that
-    normalises to the vendor (``manufacturer_aliases`` lists those too).
-    """
-    from mobile_pipeline.config import TIER_NAMES
-    from mobile_pipeline.tiers.catalog import VENDOR_ALIASES
-    from mobile_pipeline.tiers.rules import GPU_FAMILY_KEYS, GPU_RULES, TIER_BOUNDS
-
-    classifier = classifier if classifier is not None else default_classifier()
-    tiers: dict[str, dict[str, Any]] = {}
-    for tier in TIER_NAMES:
-        bounds = TIER_BOUNDS[tier]
-        tiers[tier] = {
-            "soc_models": [],
-            "ios_machine_ids": [],
-            "gpu_families": [
-                {"pattern": rule.pattern, "description": rule.description, "min_cores": rule.min_cores}
-                for rule in GPU_RULES if rule.tier == tier
-            ],
-            "accelerators": sorted(name for name, t in ACCELERATOR_TIERS.items() if t == tier),
-            "min_ram_bytes": bounds.min_ram_bytes,
-            "max_ram_bytes": None,
-            "min_os": {platform: ".".join(map(str, version)) for platform, version in sorted(bounds.min_os.items())},
-        }
-
-    spellings: dict[str, set[str]] = {}
-    covered: set[int] = set()
-    for entry in classifier.catalog.entries:
-        spellings.setdefault(entry.vendor, set()).update(entry.manufacturers)
-        override = classifier.overrides.find(entry.manufacturers[0], entry.model)
-        tier = override.tier if override is not None else entry.tier
-        if override is not None:
-            covered.add(id(override))
-        for machine in entry.ios_machine_ids:
-            machine_override = classifier.overrides.find("Apple", machine)
-            if machine_override is not None:  # written for this machine id itself
-                covered.add(id(machine_override))
-                tiers[machine_override.tier]["ios_machine_ids"].append(machine)
-            else:
-                tiers[tier]["ios_machine_ids"].append(machine)
-        tiers[tier]["soc_models"].append({
-            "vendor": entry.vendor,
-            "model": entry.model,
-            "aliases": list(entry.aliases),
-            "manufacturers": list(entry.manufacturers),
-            "name": entry.name,
-            "source": "override" if override is not None else "catalog",
-        })
-    for override in classifier.overrides.overrides:
-        if id(override) in covered:
-            continue
-        vendor = normalize_vendor(override.manufacturer) if override.manufacturer else None
-        tiers[override.tier]["soc_models"].append({
-            "vendor": vendor,
-            "model": override.soc_model,
-            "aliases": [],
-            "manufacturers": [override.manufacturer] if override.manufacturer else sorted(spellings.get(vendor or "", ())),
-            "name": override.soc_model,
-            "source": "override",
-        })
-    ios_machines = {machine: entry.model for entry in classifier.catalog.entries for machine in entry.ios_machine_ids}
-    table = _tier_table_or_none()
-    vendor_delegates = {name: dict(spec.vendor_delegates) for name, spec in table.items()} if table else {}
-    aliases = {vendor: sorted(set(spellings.get(vendor, ())) | {key for key, v in VENDOR_ALIASES.items() if v == vendor})
-               for vendor in sorted(set(VENDOR_ALIASES.values()))}
-    return {
-        "schema_version": 1,
-        "default_tier": "cpu",
-        "fallback_chains": {platform: list(chain) for platform, chain in FALLBACK_CHAINS.items()},
-        "manufacturer_aliases": aliases,
-        "gpu_family_keys": dict(sorted(GPU_FAMILY_KEYS.items())),
-        "accelerator_tiers": dict(sorted(ACCELERATOR_TIERS.items())),
-        "ios_machines": ios_machines,
-        "vendor_delegates": vendor_delegates,
-        "tiers": tiers,
-    }
-
-
-def _tier_table_or_none() -> dict[str, Any] | None:
-    from mobile_pipeline.tiers.table import load_tier_table
-
-    try:
-        return load_tier_table()
-    except ValueError as err:  # the summary must not fail because of an unrelated file
-        log.error("tier table unavailable for tier_rules(): %s", err)
-        return None
+    return _tier_rules(classifier if classifier is not None else default_classifier())

@@ -6,9 +6,9 @@ Every field is optional: a phone may report little, and the classifier must stil
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 Platform = Literal["android", "ios", "other"]
 
@@ -37,8 +37,11 @@ class DeviceInfo(BaseModel):
     soc_manufacturer: str | None = Field(None, max_length=64)
     soc_model: str | None = Field(None, max_length=64)
     gpu_renderer: str | None = Field(None, max_length=128)
-    ram_bytes: int | None = Field(None, ge=0, le=2**40, description="0 .. 1 TiB")
-    accelerators: tuple[str, ...] = Field((), max_length=16)
+    # Strict: a JSON true/false or 1.5 is not a byte count (lax mode would read false as 0). The
+    # query string's digits are turned into an int by serve.query before validation.
+    ram_bytes: StrictInt | None = Field(None, ge=0, le=2**40, description="0 .. 1 TiB")
+    # Item length in the type (not only in the validator) so the OpenAPI body schema says it too.
+    accelerators: tuple[Annotated[str, Field(max_length=32)], ...] = Field((), max_length=16)
     app_version: str | None = Field(None, max_length=32)
 
     @field_validator("accelerators")
@@ -47,8 +50,6 @@ class DeviceInfo(BaseModel):
         cleaned = []
         for value in values:
             name = value.strip().lower()
-            if len(name) > 32:
-                raise ValueError("accelerator names are at most 32 characters")
             if name and name not in cleaned:
                 cleaned.append(name)
         return tuple(cleaned)

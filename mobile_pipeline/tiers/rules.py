@@ -1,4 +1,4 @@
-"""Capability rules: what a phone's own report says when the catalog does not know its chip.
+"""Capability rules: what a phone's own report says when neither the catalog nor a family rule knows its chip.
 
 Data first (GPU renderer families, accelerator names, OS and RAM floors per tier), small
 functions after. The classifier uses these after the catalog; the manifest and the Play
@@ -76,12 +76,18 @@ class GpuRule:
 #: Adreno 702 is the low-end 4-series part; Mali Valhall 3-digit parts from G710 on (and
 #: G610/G615) are fast, G77/G78 too; older Bifrost parts only in large configurations
 #: (renderer strings often omit the core count, so the catalog is the better source there).
+#: Arm's 2025 names drop the three digits ("Mali-G1-Ultra MC12" in the Dimensity 9500): the
+#: Ultra and Premium configurations are flagship GPUs, the smaller G1-Pro is left to "other Mali"
+#: until a device measurement says otherwise. These rules say what the GPU itself can run; a GPU
+#: family that identifies a vendor's flagship SoC (Adreno 8xx, Immortalis, Xclipse 9xx) is a
+#: family rule in device_tiers/families.yaml and is tried before these.
 GPU_RULES: tuple[GpuRule, ...] = (
     GpuRule(r"adreno\D*(6[4-9]\d)", "gpu", "Adreno 640-699"),
     GpuRule(r"adreno\D*(7[1-9]\d)", "gpu", "Adreno 710-799"),
     GpuRule(r"adreno\D*(8\d\d)", "gpu", "Adreno 8xx"),
     GpuRule(r"adreno", "cpu", "other Adreno (5xx, 60x-63x, 702)"),
     GpuRule(r"immortalis", "gpu", "Arm Immortalis"),
+    GpuRule(r"mali\W*g1\W*(ultra|premium)\b", "gpu", "Mali-G1-Ultra / G1-Premium (2025)"),
     GpuRule(r"mali\W*g(7[1-9]\d|9\d\d)", "gpu", "Mali-G710 and later flagship Valhall/5th gen"),
     GpuRule(r"mali\W*g61[05]\b", "gpu", "Mali-G610 / G615"),
     GpuRule(r"mali\W*g7[78]\b", "gpu", "Mali-G77 / G78"),
@@ -115,33 +121,7 @@ def gpu_rule_for(renderer: str | None) -> GpuRule | None:
     return None
 
 
-_IOS_MACHINE = re.compile(r"^(iphone|ipad|ipod)(\d{1,3}),\d{1,3}$", re.IGNORECASE)
 _APPLE_CHIP = re.compile(r"apple\W*(a|m)(\d{1,2})", re.IGNORECASE)
-
-
-def ios_tier_from_machine(machine: str | None) -> tuple[str, str] | None:
-    """Tier from an unknown iOS machine id by generation (newer ids than the catalog knows).
-
-    iPhone11,x (A12) and iPad8,x (A12X) are the first with an ANE that Core ML uses;
-    iPhone10,x (A11) runs Core ML on its GPU; anything older gets the CPU model.
-    """
-    if not machine or not isinstance(machine, str):
-        return None
-    match = _IOS_MACHINE.match(machine.strip())
-    if not match:
-        return None
-    family, major = match.group(1).lower(), int(match.group(2))
-    if family == "iphone":
-        if major >= 11:
-            return "npu", f"iPhone{major},x is A12 or later (Neural Engine)"
-        if major == 10:
-            return "gpu", "iPhone10,x is A11 (ANE not used by Core ML)"
-        return "cpu", f"iPhone{major},x predates A11"
-    if family == "ipad":
-        if major >= 8:
-            return "npu", f"iPad{major},x is A12X/A12 or later (Neural Engine)"
-        return "cpu", f"iPad{major},x predates A12"
-    return "cpu", "iPod touch"
 
 
 def apple_chip_tier(renderer: str | None) -> tuple[str, str] | None:
@@ -180,20 +160,24 @@ def ram_allows(tier: str, ram_bytes: int | None) -> bool:
 # ("adreno 750" -> "adreno 7" -> "adreno"; "mali-g715" -> "mali-g7" -> "mali"), first hit
 # wins. It agrees with gpu_rule_for() on every renderer string without a core count
 # (tests check it); core-count rules (Mali-G76 MP10+) exist only in the regex form.
-_FAMILY_RE = re.compile(r"(adreno|mali|immortalis|xclipse|powervr|maleoon|apple)\W*([a-z]{0,3})[- ]?(\d{1,4})?")
+_FAMILY_RE = re.compile(
+    r"(adreno|mali|immortalis|xclipse|powervr|maleoon|apple)\W*([a-z]{0,3})[- ]?(\d{1,4})?(?:\W*(ultra|premium|pro)\b)?")
 
 
 def gpu_family_keys(renderer: str | None) -> tuple[str, ...]:
-    """``"Adreno (TM) 750"`` -> ``("adreno 750", "adreno 7", "adreno")``."""
+    """``"Adreno (TM) 750"`` -> ``("adreno 750", "adreno 7", "adreno")``;
+    ``"Mali-G1-Ultra MC12"`` -> ``("mali-g1-ultra", "mali-g1", "mali")``."""
     if not renderer or not isinstance(renderer, str):
         return ()
     match = _FAMILY_RE.search(renderer[:128].lower().replace("(tm)", ""))
     if not match:
         return ()
-    family, series, number = match.group(1), match.group(2), match.group(3)
+    family, series, number, grade = match.group(1), match.group(2), match.group(3), match.group(4)
     sep = "-" if series else " "
     keys = []
     if number:
+        if grade:
+            keys.append(f"{family}{sep}{series}{number}-{grade}")
         keys += [f"{family}{sep}{series}{number}", f"{family}{sep}{series}{number[0]}"]
     keys.append(family)
     return tuple(dict.fromkeys(keys))
@@ -204,6 +188,7 @@ def _family_keys_table() -> dict[str, str]:
         "adreno": "cpu", "adreno 6": "cpu", "adreno 7": "gpu", "adreno 702": "cpu", "adreno 8": "gpu",
         "mali": "cpu", "mali-g7": "gpu", "mali-g71": "cpu", "mali-g72": "cpu", "mali-g76": "cpu",
         "mali-g77": "gpu", "mali-g78": "gpu", "mali-g9": "gpu", "mali-g610": "gpu", "mali-g615": "gpu",
+        "mali-g1-ultra": "gpu", "mali-g1-premium": "gpu",
         "immortalis": "gpu", "xclipse": "gpu", "maleoon": "gpu", "powervr": "cpu",
         "apple": "cpu", "apple-a1": "gpu", "apple-a10": "cpu", "apple-a2": "gpu",
     }

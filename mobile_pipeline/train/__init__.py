@@ -4,7 +4,7 @@
 * :mod:`.module` – ``StylizerModule``: paired stage, then mixed adversarial stage (manual optimisation).
 * :mod:`.datamodule` – patch batches that are a pure function of (seed, rank, step); whole held-out images.
 * :mod:`.callbacks` – sample grids per validation, batch-counted checkpoints, validation history.
-* :mod:`.metrics` – PSNR / SSIM against the teacher.
+* PSNR / SSIM against the teacher: :mod:`mobile_pipeline.quality.image` (one definition project-wide).
 * :mod:`.checkpoint` – lean ``generator.pt`` files (``save_generator`` / ``load_generator``).
 * :mod:`.runner` – ``train_stylizer``: config + dataset folder -> trained generator, metrics, checkpoints.
 

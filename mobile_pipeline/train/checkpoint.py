@@ -30,15 +30,29 @@ class CheckpointError(ValueError):
     """A checkpoint file that cannot be used; the message names the file and what to do."""
 
 
-def save_generator(generator: nn.Module, path: str | Path) -> Path:
-    """Write ``generator`` (which must have a ``.spec``) as a lean checkpoint, atomically."""
+def save_generator(generator: nn.Module, path: str | Path, provenance: dict[str, Any] | None = None) -> Path:
+    """Write ``generator`` (which must have a ``.spec``) as a lean checkpoint, atomically.
+
+    Args:
+        provenance: JSON-able facts about how the weights were made (e.g. the search's
+            supernet slice or tier training); read back with :func:`read_provenance`.
+    """
     spec = getattr(generator, "spec", None)
     if not isinstance(spec, ArchSpec):
         raise TypeError("save_generator needs a Generator with an ArchSpec `.spec` attribute")
     state = {k: v.detach().cpu().clone() for k, v in generator.state_dict().items()}
     buffer = io.BytesIO()
-    torch.save({"format": LEAN_FORMAT, "arch": spec.to_string(), "state_dict": state}, buffer)
+    payload: dict[str, Any] = {"format": LEAN_FORMAT, "arch": spec.to_string(), "state_dict": state}
+    if provenance:
+        payload["provenance"] = dict(provenance)
+    torch.save(payload, buffer)
     return atomic_write_bytes(path, buffer.getvalue())
+
+
+def read_provenance(path: str | Path) -> dict[str, Any]:
+    """The ``provenance`` a lean checkpoint was saved with ({} for none or a Lightning .ckpt)."""
+    payload = torch.load(Path(path), map_location="cpu", weights_only=False)
+    return dict(payload.get("provenance") or {}) if isinstance(payload, dict) else {}
 
 
 def read_generator_state(path: str | Path) -> tuple[ArchSpec, dict[str, torch.Tensor]]:

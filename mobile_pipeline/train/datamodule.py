@@ -27,15 +27,19 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_in
 
 #: Offset of the style stream's seed, so style patches never mirror photo patches.
 _STYLE_SEED_OFFSET = 7919
+#: Offset of the unpaired (distillation) stream's seed.
+_UNPAIRED_SEED_OFFSET = 104729
 
 
 class _StepStream(IterableDataset):
     """Batches for steps ``start .. end-1`` (split across loader workers, order preserved)."""
 
     def __init__(self, photo_sampler: Any, style_sampler: Any | None, batch_size: int, style_batch_size: int,
-                 start: int, end: int, adversarial_from: int) -> None:
+                 start: int, end: int, adversarial_from: int, unpaired_sampler: Any | None = None,
+                 unpaired_batch_size: int = 0) -> None:
         super().__init__()
         self.photo_sampler, self.style_sampler = photo_sampler, style_sampler
+        self.unpaired_sampler, self.unpaired_batch_size = unpaired_sampler, unpaired_batch_size
         self.batch_size, self.style_batch_size = batch_size, style_batch_size
         self.start, self.end, self.adversarial_from = start, end, adversarial_from
 
@@ -52,6 +56,8 @@ class _StepStream(IterableDataset):
         if step >= self.adversarial_from and self.style_sampler is not None:
             _, style = self.style_sampler.batch_at(step, self.style_batch_size)
             out["style"] = torch.from_numpy(style)
+        if self.unpaired_sampler is not None and self.unpaired_batch_size > 0:
+            out["unpaired"] = torch.from_numpy(self.unpaired_sampler.batch_at(step, self.unpaired_batch_size))
         return out
 
 
@@ -84,17 +90,20 @@ class StylizerDataModule(pl.LightningDataModule):
         style_batch_size: style patches per adversarial step (default ``batch_size``).
         num_workers: data-loader worker processes (0 = in the training process).
         max_val_images: cap on held-out images validated (None = all).
+        unpaired_batch_size: augmented photo crops without a teacher target per step (key
+            ``unpaired``), for distillation from a reference model; 0 = none.
     """
 
     def __init__(self, dataset_dir: str | Path, *, patch_size: int, batch_size: int, total_steps: int,
                  adversarial_from: int, seed: int = 0, style_batch_size: int | None = None,
-                 num_workers: int = 0, max_val_images: int | None = None) -> None:
+                 num_workers: int = 0, max_val_images: int | None = None, unpaired_batch_size: int = 0) -> None:
         super().__init__()
         self.dataset_dir = Path(dataset_dir)
         self.patch_size, self.batch_size = patch_size, batch_size
         self.style_batch_size = style_batch_size or batch_size
         self.total_steps, self.adversarial_from = total_steps, adversarial_from
         self.seed, self.num_workers, self.max_val_images = seed, num_workers, max_val_images
+        self.unpaired_batch_size = int(unpaired_batch_size)
         self.next_step = 0  # set by load_state_dict on resume
         self.train_pairs: list[tuple[np.ndarray, np.ndarray]] = []
         self.val_pairs: list[tuple[np.ndarray, np.ndarray]] = []
@@ -129,7 +138,7 @@ class StylizerDataModule(pl.LightningDataModule):
 
     def stream(self, start: int | None = None, rank: int | None = None) -> _StepStream:
         """The training batch stream from ``start`` (default: the resume point)."""
-        from mobile_pipeline.data.sampler import PatchSampler
+        from mobile_pipeline.data.sampler import PatchSampler, UnpairedSampler
 
         self.setup()
         rank = self._rank() if rank is None else rank
@@ -138,9 +147,13 @@ class StylizerDataModule(pl.LightningDataModule):
         if self.adversarial_from < self.total_steps:
             styles = PatchSampler([(s, s) for s in self._style_images], self.patch_size,
                                   self.seed + _STYLE_SEED_OFFSET, flips=True, rank=rank)
+        unpaired = None
+        if self.unpaired_batch_size > 0:
+            unpaired = UnpairedSampler([photo for photo, _ in self.train_pairs], self.patch_size,
+                                       self.seed + _UNPAIRED_SEED_OFFSET, rank=rank)
         begin = self.next_step if start is None else start
         return _StepStream(photos, styles, self.batch_size, self.style_batch_size, begin, self.total_steps,
-                           self.adversarial_from)
+                           self.adversarial_from, unpaired, self.unpaired_batch_size)
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.stream(), batch_size=None, num_workers=self.num_workers,

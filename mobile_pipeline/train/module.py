@@ -6,6 +6,12 @@ module owns (``step_count``, saved in every checkpoint): Lightning's ``global_st
 optimizer steps, which is one per batch in stage 1 and two in stage 2, so it cannot say
 which stage a batch belongs to.
 
+Distillation (tier training): with a ``reference_checkpoint`` (the reference model the
+``train`` stage produced), every step also fits the reference's outputs: on the paired
+patches, beside the teacher's targets, and on augmented crops that have no teacher target at
+all (batch key ``unpaired``), weighted by ``weight_distill``. The reference is frozen and
+held outside the module tree, so it is neither trained, saved in checkpoints nor wrapped by DDP.
+
 Discriminator backbone: a user-given local checkpoint (``disc_checkpoint``) or, by default,
 the generator's own encoder as trained in the paired stage. In the default case the
 discriminator is rebuilt from the current generator at the first adversarial step (under a
@@ -29,7 +35,7 @@ from mobile_pipeline.train.losses import (
     generator_adversarial_loss,
     paired_loss,
 )
-from mobile_pipeline.train.metrics import psnr, ssim
+from mobile_pipeline.quality.image import psnr, ssim
 
 #: The generator learning rate decays (cosine) to this fraction of ``lr`` by the last step.
 LR_FLOOR = 0.1
@@ -60,12 +66,16 @@ class StylizerModule(pl.LightningModule):
         disc_checkpoint: local checkpoint for the discriminator backbone (None = the
             generator's encoder after the paired stage).
         seed: seeds the discriminator head built at the stage switch.
+        reference_checkpoint: generator checkpoint to distill from (None = no distillation).
+        weight_distill: weight of the distillation terms (paired loss against the reference's
+            outputs, on the paired patches and the ``unpaired`` crops).
     """
 
     def __init__(self, arch: str, paired_steps: int, adversarial_steps: int, lr: float = 2e-3,
                  lr_disc: float = 2e-4, adv_loss: str = "hinge", weight_l1: float = 1.0,
                  weight_multiscale: float = 0.5, weight_edge: float = 0.5, weight_adv: float = 0.05,
-                 disc_checkpoint: str | None = None, seed: int = 0) -> None:
+                 disc_checkpoint: str | None = None, seed: int = 0, reference_checkpoint: str | None = None,
+                 weight_distill: float = 0.0) -> None:
         super().__init__()
         from mobile_pipeline.nets.generator import build_generator
 
@@ -85,6 +95,8 @@ class StylizerModule(pl.LightningModule):
         self.example_input_array = torch.zeros(1, 3, max(64, factor), max(64, factor))
         self.val_samples: list[tuple[Tensor, Tensor, Tensor]] = []
         self._val_scores: list[tuple[float, float]] = []
+        # A tuple, not an attribute nn.Module would register: see the module docstring.
+        self._reference: tuple[nn.Module, ...] = ()
 
     # ------------------------------------------------------------------ parts
     def _build_discriminator(self) -> nn.Module:
@@ -112,6 +124,20 @@ class StylizerModule(pl.LightningModule):
     def forward(self, x: Tensor) -> Tensor:
         return self.generator(x)
 
+    def reference(self) -> nn.Module | None:
+        """The frozen distillation reference on this module's device (None without one)."""
+        path = self.hparams.reference_checkpoint
+        if not path or self.hparams.weight_distill <= 0:
+            return None
+        if not self._reference:
+            from mobile_pipeline.train.checkpoint import load_generator
+
+            self._reference = (load_generator(Path(path)).requires_grad_(False).eval(),)
+        reference = self._reference[0]
+        if next(reference.parameters()).device != self.device:
+            reference.to(self.device)
+        return reference
+
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.hparams.lr, betas=(0.5, 0.999))
         if self.discriminator is None:
@@ -130,13 +156,15 @@ class StylizerModule(pl.LightningModule):
         """Generator pyramid and paired losses; shared by training and validation."""
         pyramid = self.generator.forward_pyramid(photos)
         terms = paired_loss(pyramid, targets, self.weights)
-        batch_size = photos.shape[0]
+        self._log_terms(terms, stage, photos.shape[0])
+        return terms, pyramid
+
+    def _log_terms(self, terms: dict[str, Tensor], stage: str, batch_size: int) -> None:
         for name, value in terms.items():
             # Every rank validates the same whole images, so syncing val metrics changes no value
             # (it only keeps DDP runs from warning about unsynced epoch-level logs).
             self.log(f"{stage}/{name}", value.detach(), prog_bar=name == "loss", batch_size=batch_size,
                      on_step=stage == "train", on_epoch=stage == "val", sync_dist=stage == "val")
-        return terms, pyramid
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         step = int(batch["step"])
@@ -153,8 +181,24 @@ class StylizerModule(pl.LightningModule):
         if adversarial and not self.disc_ready:
             self._sync_discriminator_backbone()
 
-        terms, pyramid = self._common_step(batch["photos"], batch["targets"], "train")
+        reference = self.reference()
+        unpaired = batch.get("unpaired") if reference is not None else None
+        if unpaired is None:
+            terms, pyramid = self._common_step(batch["photos"], batch["targets"], "train")
+            inputs, pyramid_all = batch["photos"], pyramid
+        else:  # one pass over paired patches and target-less crops (fewer, larger ops on CPU)
+            inputs = torch.cat([batch["photos"], unpaired])
+            pyramid_all = self.generator.forward_pyramid(inputs)
+            pyramid = [level[: batch["photos"].shape[0]] for level in pyramid_all]
+            terms = paired_loss(pyramid, batch["targets"], self.weights)
+            self._log_terms(terms, "train", batch["photos"].shape[0])
         loss = terms["loss"]
+        if reference is not None:
+            with torch.no_grad():
+                reference_out = reference(inputs)
+            distill = paired_loss(pyramid_all, reference_out, self.weights)["loss"]
+            loss = loss + self.hparams.weight_distill * distill
+            self.log("train/distill", distill.detach(), batch_size=inputs.shape[0])
         if adversarial:
             opt_d = optimizers[1]
             fake = pyramid[-1]

@@ -133,7 +133,7 @@ def evaluate_generator(generator: torch.nn.Module, pairs: Sequence[tuple[np.ndar
     Images are padded (replicate) to the downsample factor and the output cropped back, as
     in validation.
     """
-    from mobile_pipeline.train.metrics import psnr, ssim
+    from mobile_pipeline.quality.image import psnr, ssim
     from mobile_pipeline.train.module import pad_to_multiple
 
     generator = generator.eval()
@@ -164,6 +164,8 @@ def train_stylizer(
     resume: bool = False,
     progress: bool = True,
     callbacks: Sequence[Any] = (),
+    train_cfg: Any | None = None,
+    reference_checkpoint: str | Path | None = None,
 ) -> TrainResult:
     """Train the stylizer on a data-stage dataset and write generator, metrics and checkpoints.
 
@@ -178,6 +180,10 @@ def train_stylizer(
             equals an uninterrupted run with the same config.
         progress: progress bar and status lines on stderr.
         callbacks: extra Lightning callbacks.
+        train_cfg: a :class:`~mobile_pipeline.config.TrainConfig` to use instead of ``cfg.train``
+            (tier training derives one from ``cfg.train`` and ``cfg.tier_train``).
+        reference_checkpoint: a trained generator to distill from (``train_cfg.weight_distill``
+            on every step, ``train_cfg.distill_batch_size`` target-less crops per step).
 
     Raises:
         ValueError: patch size not a multiple of the downsample factor, or a resume
@@ -191,8 +197,9 @@ def train_stylizer(
     from mobile_pipeline.train.datamodule import StylizerDataModule
     from mobile_pipeline.train.module import StylizerModule
 
-    t = cfg.train
+    t = train_cfg if train_cfg is not None else cfg.train
     spec = spec if spec is not None else get_spec(t.arch)
+    distilling = reference_checkpoint is not None and t.weight_distill > 0
     out_dir, dataset_dir = Path(out_dir), Path(dataset_dir)
     n_paired = t.paired_steps if paired_steps is None else int(paired_steps)
     n_adv = t.adversarial_steps if adversarial_steps is None else int(adversarial_steps)
@@ -210,12 +217,15 @@ def train_stylizer(
     module = StylizerModule(
         spec.to_string(), n_paired, n_adv, lr=t.lr, lr_disc=t.lr_disc, adv_loss=t.adv_loss, weight_l1=t.weight_l1,
         weight_multiscale=t.weight_multiscale, weight_edge=t.weight_edge, weight_adv=t.weight_adv,
-        disc_checkpoint=str(t.disc_checkpoint) if t.disc_checkpoint else None, seed=t.seed)
+        disc_checkpoint=str(t.disc_checkpoint) if t.disc_checkpoint else None, seed=t.seed,
+        reference_checkpoint=str(reference_checkpoint) if distilling else None,
+        weight_distill=t.weight_distill if distilling else 0.0)
     if init_state_dict is not None:
         module.generator.load_state_dict(init_state_dict)
     datamodule = StylizerDataModule(dataset_dir, patch_size=patch, batch_size=batch, total_steps=n_paired + n_adv,
                                     adversarial_from=n_paired, seed=t.seed, num_workers=t.num_workers,
-                                    max_val_images=t.max_val_images)
+                                    max_val_images=t.max_val_images,
+                                    unpaired_batch_size=t.distill_batch_size if distilling else 0)
     started = time.perf_counter()
     history = ValHistory()
     trainer = pl.Trainer(
@@ -229,7 +239,9 @@ def train_stylizer(
         log_every_n_steps=max(1, min(10, t.val_every)),
     )
     _say(f"{spec.to_string()}: {n_paired} paired + {n_adv} adversarial steps, batch {batch} x {patch}px"
-         f"{' (few-shot)' if t.few_shot else ''}", progress)
+         f"{' (few-shot)' if t.few_shot else ''}"
+         + (f", distilling from {reference_checkpoint} (+{t.distill_batch_size} target-less crops/step)"
+            if distilling else ""), progress)
     with warnings.catch_warnings():
         # Expected here: the discriminator's frozen backbone stays in eval mode, and the
         # step stream is an IterableDataset without a length (it ends at the last step).
@@ -255,6 +267,8 @@ def train_stylizer(
         "patch_size": patch,
         "batch_size": batch,
         "few_shot": t.few_shot,
+        "distilled_from": str(reference_checkpoint) if distilling else None,
+        "init": "given weights" if init_state_dict is not None else "fresh",
         "seed": t.seed,
         "resumed": resume_from is not None,
         "train_seconds": round(train_seconds, 2),

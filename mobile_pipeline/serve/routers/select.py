@@ -15,13 +15,15 @@ from fastapi import APIRouter, Body, Depends, Request, Response
 from mobile_pipeline.serve.deps import SelectContext, get_select_context
 from mobile_pipeline.serve.dispatch import Selection
 from mobile_pipeline.serve.query import etag_matches, parse_select_query
+from mobile_pipeline.serve.schemas import SelectResponse
 from mobile_pipeline.serve.settings import ServeSettings
 from mobile_pipeline.tiers.device_info import DeviceInfo
 
 router = APIRouter(prefix="/v1", tags=["select"])
 
 _SELECT_RESPONSES = {
-    200: {"description": "The chosen model and its fallbacks, best first."},
+    200: {"description": "The chosen model, its fallbacks (best first) and the rules that decided (`why`).",
+          "model": SelectResponse},
     304: {"description": "Not modified (If-None-Match matched the ETag)."},
     400: {"description": "Body is not JSON."},
     404: {"description": "The release has no model for this platform."},
