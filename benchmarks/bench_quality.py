@@ -14,6 +14,14 @@ strip of the same frame; training on small random patches (``train.few_shot_patc
     .venv/bin/python benchmarks/bench_quality.py --few-shot --skip-preset
     .venv/bin/python benchmarks/bench_quality.py --preset tiny --steps 50
 
+``--release export/<id>`` prints the shipped quality of a release per tier and artifact (whole
+held-out photos: PSNR, SSIM, ink lines, flatness) against its reference model; ``--tiers``
+runs the longer CPU study (reference, search and tier training with ``--tier-steps`` steps)
+and prints the tiers in budget order. Both live in ``_quality_tiers.py``.
+
+    .venv/bin/python benchmarks/bench_quality.py --release export/demo-1234abcd
+    .venv/bin/python benchmarks/bench_quality.py --tiers --tier-steps 1500 --threads 2
+
 ``--threads 1`` is the default because on a shared machine two OpenMP threads that spin for
 a core another process holds are ~5-10x slower than one; on an idle machine use 2.
 """
@@ -153,6 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--few-shot-side", type=int, default=256, help="keyframe max side")
     parser.add_argument("--few-shot-arch", default="stylizer-tiny")
     parser.add_argument("--progress", action="store_true", help="show training progress bars")
+    parser.add_argument("--release", type=Path, default=None, help="a release folder: its shipped quality per tier")
+    parser.add_argument("--tiers", action="store_true", help="the longer per-tier training study")
+    parser.add_argument("--tier-steps", type=int, default=1500, help="--tiers: paired steps per tier")
+    parser.add_argument("--tier-adversarial-steps", type=int, default=100, help="--tiers: adversarial steps per tier")
     args = parser.parse_args(argv)
 
     import torch
@@ -160,6 +172,16 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="bench_quality_") as tmp:
         work = args.work or Path(tmp)
+        if args.release is not None or args.tiers:
+            import _quality_tiers
+
+            code = 0
+            if args.release is not None:
+                code |= _quality_tiers.bench_release(args.release, args.preset, args.data, work)
+            if args.tiers:
+                code |= _quality_tiers.bench_tiers(args.preset, args.tier_steps, args.tier_adversarial_steps,
+                                                   args.threads, work)
+            return code
         if not args.skip_preset:
             bench_preset(args, work)
         if args.few_shot:

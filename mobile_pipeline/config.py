@@ -125,6 +125,9 @@ class SearchConfig(_Section):
     n_random: int = Field(1, ge=0, description="Random sub-networks per supernet step besides largest + smallest (sandwich rule).")
     weight_reference: float = Field(
         0.5, ge=0, description="Supernet: weight of distillation from the train stage's reference model (0 = off).")
+    warm_start: bool = Field(
+        True, description="Start the supernet from the train stage's reference model when its architecture lies in "
+                          "the grid (once-for-all): the reference's training then reaches every tier's model.")
     weight_inplace: float = Field(
         0.5, ge=0, description="Supernet: weight of in-place distillation from the largest sub-network (0 = off).")
     eval_size: int | None = Field(
@@ -295,13 +298,14 @@ _PRESETS: dict[str, dict[str, Any]] = {
         # 5 bundled photos: hold out 2 whole images (not 1) so quality and search scores are
         # not the verdict of a single picture.
         "data": {"max_side": 384, "val_fraction": 0.4},
-        # benchmarks/bench_quality.py, 2 threads: 900 + 50 steps train in ~3.5 minutes (budget 5) and
-        # reach ~20.1 dB held-out; 300 + 50 stop at ~19.5 dB.
-        "train": {"arch": "stylizer-small", "paired_steps": 900, "adversarial_steps": 50, "batch_size": 8,
-                  "patch_size": 96, "checkpoint_every": 100, "val_every": 100},
+        # The reference is the default grid's largest network, so the supernet starts from it
+        # (search.warm_start) and its training reaches every tier's shipped model.
+        "train": {"arch": "stylizer-medium", "paired_steps": 500, "adversarial_steps": 50, "batch_size": 8,
+                  "patch_size": 96, "checkpoint_every": 100, "val_every": 100, "weight_distill": 0.5,
+                  "distill_batch_size": 2},
         "search": {"resolution": 256, "supernet_steps": 150, "batch_size": 8, "patch_size": 64, "eval_size": None,
                    "eval_images": 4, "population": 12, "sample_size": 4, "trials": 40, "finetune_steps": 0},
-        "tier_train": {"paired_steps": 500, "adversarial_steps": 60},
+        "tier_train": {"paired_steps": 300, "adversarial_steps": 40},
         "export": {"calibration_images": 8, "validation_images": 4},
         "bench": {"warmup": 3, "runs": 20, "threads": [1, 2]},
         # The demo runs anywhere: Core ML built off macOS ships marked verified: false (the report says so).

@@ -212,11 +212,16 @@ def _publish(results: dict[str, StageResult], release_dir: Path, release_id: str
         # The searched architecture per tier (spec, MACs, budgets, scores), its checkpoint, the
         # Pareto plot and the search log: what `mobile-pipeline search` writes to models/.
         shutil.copytree(results["search"].out_dir, tmp / "search", ignore=shutil.ignore_patterns("_*"))
-        # The shipped (tier-trained) checkpoints and their provenance; not the training runs.
+        # The shipped (tier-trained) checkpoints and their provenance, and the reference model
+        # they were distilled from (kept for evaluation and retraining; no phone downloads it).
         (tmp / "models").mkdir()
         for path in sorted(results["tiers"].out_dir.glob("*.*")):
             if path.is_file() and path.suffix in (".pt", ".json") and not path.name.startswith("_"):
                 shutil.copy2(path, tmp / "models" / path.name)
+        train_dir = results["train"].out_dir
+        shutil.copy2(train_dir / results["train"].summary["checkpoint"], tmp / "models" / "reference.pt")
+        if (train_dir / "metrics.json").is_file():
+            shutil.copy2(train_dir / "metrics.json", tmp / "models" / "reference.json")
         bench_dir = results["bench"].out_dir
         for path in bench_dir.iterdir():
             if path.is_file() and not path.name.startswith("_"):

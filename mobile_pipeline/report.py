@@ -50,8 +50,10 @@ def write_report(out_dir: Path, *, release_id: str, inputs: dict[str, Path], cfg
         reports = [(p, load_report(p)) for p in sorted((inputs["export"] / tier).glob(f"*{REPORT_SUFFIX}"))]
         rejected = [load_report(p) for p in sorted((inputs["export"] / tier / "rejected").glob(f"*{REPORT_SUFFIX}"))]
         grid = _sample_grid(out_dir / f"samples_{tier}.png", samples, reports)
+        # One line on the Qualcomm NPU step: what was precompiled, or why it was skipped here.
+        qnn_line = (_load_json(inputs["export"] / tier / "qnn_summary.json") or {}).get("line")
         tiers.append({"tier": tier, "search": search_json, "reports": [r for _, r in reports], "rejected": rejected,
-                      "grid": grid, "bench": local_p50, "shipped": shipped})
+                      "grid": grid, "bench": local_p50, "shipped": shipped, "qnn": qnn_line})
 
     from mobile_pipeline.quality.release_view import quality_rows, tier_grid
 
@@ -253,6 +255,8 @@ def _render_html(ctx: dict[str, Any]) -> str:
             cls = " class='bad'" if row[3] != "pass" else ""
             parts.append(f"<tr{cls}>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>")
         parts.append("</table>")
+        if tier.get("qnn"):
+            parts.append(f"<p>{esc(tier['qnn'])}</p>")
         if tier["grid"]:
             parts.append(f"<p>Held-out photos, every variant side by side:</p><img src='{tier['grid']}' alt='samples'>")
     parts.append("</body></html>")
@@ -276,6 +280,8 @@ def _render_md(ctx: dict[str, Any]) -> str:
         lines += [f"## Tier {tier['tier']}", ""] + [f"- {k}: {v}" for k, v in _arch_facts(tier)] + [""]
         lines += ["| " + " | ".join(_COLUMNS) + " |", "|" + "---|" * len(_COLUMNS)]
         lines += ["| " + " | ".join(row) + " |" for row in _tier_rows(tier)]
+        if tier.get("qnn"):
+            lines += ["", tier["qnn"]]
         if tier["grid"]:
             lines += ["", f"![samples {tier['tier']}]({tier['grid']})"]
         lines.append("")

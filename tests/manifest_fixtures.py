@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mobile_pipeline.exporters.report import ArtifactReport, report_path_for
+from mobile_pipeline.exporters.report import ArtifactReport, QnnCompileReport, report_path_for
 from mobile_pipeline.exporters.validate import artifact_digest
 from mobile_pipeline.manifest.schema import GpuRule, SocRule, TierBounds, TierRules
 
@@ -64,6 +64,21 @@ def write_artifact(folder: Path, tier: str, fmt: str, precision: str, delegate: 
     return artifact
 
 
+def write_precompiled(folder: Path, tier: str, precision: str, htp_arch: str, *, socs: tuple[str, ...] = (),
+                      passed: bool = True) -> Path:
+    """A model precompiled for ``htp_arch`` from ``<tier>-onnx-<precision>.onnx`` (which must exist too)."""
+    artifact = write_artifact(folder, tier, "onnx", f"{precision}-htp-{htp_arch}", "qnn", passed=passed,
+                              content=f"{tier}/{precision}/{htp_arch} context".encode())
+    report_path = report_path_for(artifact)
+    report = ArtifactReport.model_validate_json(report_path.read_text(encoding="utf-8"))
+    qnn = {"htp_arch": htp_arch, "source_artifact": f"{tier}-onnx-{precision}.onnx", "socs": list(socs),
+           "compiled": True, "compile_seconds": 1.0, "context_bytes": 1000, "nodes_total": 10, "nodes_on_htp": 10}
+    report = report.model_copy(update={"precision": precision, "runtime": "onnxruntime-qnn",
+                                       "qnn": QnnCompileReport(**qnn)})
+    report_path.write_text(report.model_dump_json(indent=2), encoding="utf-8")
+    return artifact
+
+
 def make_release(folder: Path, variants=FULL_RELEASE) -> Path:
     for tier, fmt, precision, delegate in variants:
         write_artifact(folder / tier, tier, fmt, precision, delegate)
@@ -75,7 +90,9 @@ def fixture_rules() -> tuple[TierRules, dict[str, tuple[str, ...]]]:
     qc = ("QTI", "Qualcomm")
     socs = (
         SocRule(manufacturer="qualcomm", model="SM8650", aliases=("pineapple",), tier="npu", name="Snapdragon 8 Gen 3",
-                reported_manufacturers=qc, int8_accelerator=True, source="fixture"),
+                reported_manufacturers=qc, int8_accelerator=True, source="fixture", htp_arch="v75"),
+        SocRule(manufacturer="qualcomm", model="SM8550", tier="npu", name="Snapdragon 8 Gen 2",
+                reported_manufacturers=qc, int8_accelerator=True, source="fixture", htp_arch="v73"),
         SocRule(manufacturer="qualcomm", model="SM8150", tier="gpu", name="Snapdragon 855",
                 reported_manufacturers=qc, int8_accelerator=True, source="fixture"),
         SocRule(manufacturer="qualcomm", model="SM6375", tier="dsp", name="Snapdragon 695",

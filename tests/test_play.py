@@ -14,6 +14,7 @@ from mobile_pipeline.manifest.play import (
     MAX_SELECTORS_PER_GROUP,
     PlayConfigError,
     build_play_config,
+    build_play_targets,
     play_level_for,
     validate_play_config,
     write_play_config,
@@ -197,3 +198,37 @@ def test_play_targets_the_new_socs_in_their_tiers(tmp_path):
     for key, tier in expected.items():
         assert levels[top.get(key, 0)] == tier, key
     assert ("Mediatek", "MT6835") not in top  # cpu-tier chips need no selector: level 0 is the default
+
+
+def test_real_catalog_play_agrees_with_dispatcher_on_precompiled_models(tmp_path):
+    """Same check with a model precompiled for every Hexagon arch the catalog puts in a QNN tier:
+    Play's level and the dispatcher's first model agree on the tier *and* the architecture."""
+    from manifest_fixtures import write_precompiled
+
+    from mobile_pipeline.tiers.htp import tier_htp_socs
+
+    folder = make_release(tmp_path / "art")
+    archs = {tier: tier_htp_socs(tier) for tier in ("dsp", "npu")}
+    assert archs["npu"], "the catalog has no Qualcomm SoC with an htp_arch in the npu tier"
+    for tier, by_arch in archs.items():
+        for arch in by_arch:
+            write_precompiled(folder / tier, tier, "int8", arch)
+    real = build_manifest(folder, tmp_path / "m.json", release_id="real-htp", cfg=ManifestConfig())
+    assert {s.htp_arch for s in real.tier_rules.socs if s.htp_arch} == {a for by in archs.values() for a in by}
+    raw, targets = build_play_targets(real)
+    cfg = validate_play_config(raw)
+    dispatcher = Dispatcher(real)
+    with_context = 0
+    for soc in real.tier_rules.socs:
+        if soc.manufacturer == "apple":
+            continue
+        for manufacturer in soc.reported_manufacturers:
+            for ram in (GIB, int(2.2 * GIB), 3 * GIB, 12 * GIB):
+                served = dispatcher.select({"platform": "android", "soc_manufacturer": manufacturer,
+                                            "soc_model": soc.model, "ram_bytes": ram})
+                target = targets[play_level_for(cfg, soc_manufacturer=manufacturer, soc_model=soc.model, ram_bytes=ram)]
+                assert (target.tier, target.htp_arch) == (served.tier, served.model.htp_arch), (manufacturer, soc.model, ram)
+                if served.model.htp_arch:
+                    assert served.model.htp_arch == soc.htp_arch and served.fallbacks[0].id == f"{served.tier}-onnx-int8"
+                    with_context += 1
+    assert with_context >= 2 * sum(len(socs) for by in archs.values() for socs in by.values())

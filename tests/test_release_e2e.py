@@ -80,6 +80,33 @@ def test_report_has_every_tier_and_sample_images(tiny_release) -> None:
     assert tflite_rows and all(float(row.split(" | ")[7]) > 0 for row in tflite_rows)
 
 
+def test_export_ships_the_tier_trained_checkpoint_not_the_supernet_slice(tiny_release) -> None:
+    """Each tier's fp32 ONNX computes what models/<tier>.pt (tier training) computes, not the search's slice."""
+    import numpy as np
+    import torch
+
+    from mobile_pipeline.exporters.runtimes import load_runner
+    from mobile_pipeline.train.checkpoint import load_generator, read_provenance
+
+    cfg, outcome, _ = tiny_release
+    x = np.random.default_rng(0).random((1, 3, 64, 64), dtype=np.float32)
+    for tier in cfg.search.tiers:
+        shipped = outcome.release_dir / "models" / f"{tier}.pt"
+        assert read_provenance(shipped)["source"] == "tier_training"
+        artifacts = [p for p in (outcome.release_dir / tier).glob("*.onnx")]
+        assert artifacts, tier
+        out = load_runner(artifacts[0]).run(x)
+        with torch.no_grad():
+            trained = load_generator(shipped)(torch.from_numpy(x)).numpy()
+            sliced = load_generator(outcome.release_dir / "search" / f"{tier}.pt")(torch.from_numpy(x)).numpy()
+        error_trained = float(np.abs(out - trained).mean())
+        assert error_trained < 0.02, (tier, error_trained)  # fp32 / fp16 / int8 parity
+        assert float(np.abs(sliced - trained).mean()) > 2 * error_trained, tier
+        document = json.loads((outcome.release_dir / "models" / f"{tier}.json").read_text())
+        assert document["training"]["source"] == "tier_training"
+    assert (outcome.release_dir / "models" / "reference.pt").is_file()
+
+
 def test_unchanged_rerun_is_all_cache_hits(tiny_release) -> None:
     cfg, first, _ = tiny_release
     second = run_release(cfg, log=lambda _: None)

@@ -70,7 +70,7 @@ def test_sigkill_mid_export_leaves_no_half_artifact_and_rerun_resumes(tmp_path: 
     cfg = preset_config("tiny").model_copy(update={"cache_dir": tmp_path / "cache", "output_root": tmp_path / "export"})
     logs: list[str] = []
     outcome = run_release(cfg, log=logs.append)
-    assert [r.cached for r in outcome.results.values()][:3] == [True, True, True]  # data, train, search reused
+    assert [r.cached for r in outcome.results.values()][:4] == [True] * 4  # data, train, search, tiers reused
     assert any("export" in line and "resuming" in line for line in logs), logs
     manifest = json.loads((outcome.release_dir / "manifest.json").read_text())
     assert {m["tier"] for m in manifest["models"]} >= set(cfg.search.tiers)

@@ -7,6 +7,7 @@ import random
 import pytest
 import torch
 
+from mobile_pipeline.nets.spec import ArchSpec
 from mobile_pipeline.search.space import TINY_CHOICES, largest_spec, random_spec, smallest_spec
 from mobile_pipeline.search.supernet import Supernet, paired_loss, recalibrate_bn, train_supernet
 
@@ -69,3 +70,20 @@ def test_spec_outside_the_bank_is_a_clear_error(supernet):
     outside = ArchSpec(stem_width=8, encoder_widths=(16, 24, 32), num_blocks=1, fusion=("sta", "sta", "sta"))
     with pytest.raises(KeyError, match="outside the grid"):
         supernet(torch.rand(1, 3, 32, 32), outside)
+
+
+def test_warm_start_writes_a_trained_generator_into_the_bank(supernet):
+    """Once-for-all's start: the reference's sub-network is reproduced exactly, the others share its slices."""
+    from mobile_pipeline.nets.generator import build_generator, trained_like
+
+    spec = random_spec(TINY_CHOICES, __import__("random").Random(3))
+    reference = trained_like(build_generator(spec), seed=5)
+    supernet.warm_start(reference)
+    extracted = supernet.extract(spec)
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(extracted(x), reference(x), atol=1e-6)
+    outside = ArchSpec(stem_width=64, encoder_widths=(16, 24), fusion=("sta", "sta"))
+    assert not supernet.contains(outside)
+    with pytest.raises(ValueError, match="outside the supernet's grid"):
+        supernet.warm_start(build_generator(outside))

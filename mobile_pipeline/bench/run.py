@@ -53,7 +53,7 @@ BENCH_VERSION = 1
 BENCH_JSON = "bench.json"
 BENCH_CHART = "bench_latency.png"
 REFERENCE_SUFFIX = ".reference.npz"
-_PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8-full", "int8", "w8", "w6-palette", "w4-palette")
+_PRECISIONS = ("fp32", "fp16", "int8-dynamic", "int8-full", "int8", "w8a16", "w8", "w6-palette", "w4-palette")
 
 
 class BenchError(RuntimeError):

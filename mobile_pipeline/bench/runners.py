@@ -122,6 +122,11 @@ class OnnxRuntimeRunner(_Runner):
     def __init__(self, path: Path, threads: int, layout_hint: str | None = None) -> None:
         import onnxruntime as ort
 
+        from mobile_pipeline.exporters.qnn import is_ep_context
+
+        if is_ep_context(path):
+            raise RuntimeUnavailable("precompiled Hexagon context (EPContext): runs only on a Qualcomm NPU through the QNN "
+                                     "execution provider; benchmarks/bench_qnn.py times it on the HTP emulator")
         options = ort.SessionOptions()
         options.intra_op_num_threads = max(threads, 1)
         options.inter_op_num_threads = 1

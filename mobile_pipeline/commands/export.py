@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="onnx, tflite (tfl, litert), coreml (mlpackage) or executorch (pte); "
                              "default: all of the tier's, else onnx")
     parser.add_argument("--quantize", "-q", default=None, metavar="PRECISION",
-                        help="onnx: fp32 fp16 int8 | tflite: fp32 fp16 int8-dynamic int8-full (int8) | "
+                        help="onnx: fp32 fp16 int8 w8a16 | tflite: fp32 fp16 int8-dynamic int8-full (int8) | "
                              "coreml: fp32 fp16 w8 w6-palette w4-palette | executorch: fp32 int8 (XNNPACK) "
                              "fp16 (Core ML) (default fp32)")
     parser.add_argument("--tier", default=None, help="cpu, gpu, dsp or npu: export that tier's variants "

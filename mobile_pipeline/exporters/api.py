@@ -251,6 +251,10 @@ def export_tier(generator, tier: str, out_dir: Path, *, calibration=None, valida
                 progress: bool = True, jobs: int = 1) -> list[ArtifactReport]:
     """Export every variant the tier table lists for ``tier`` (``device_tiers/tiers.yaml``).
 
+    On a tier whose Qualcomm delegate is QNN, the passed QDQ ONNX variants are then compiled
+    for each Hexagon architecture of the tier's SoCs (``exporters/qnn_export.py``); their
+    reports follow the tier's variants in the returned list.
+
     Args:
         resolution: override the tier's square export side (e.g. the tiny preset's 64).
         formats: only these formats (the release config's ``export.formats``).
@@ -287,7 +291,14 @@ def export_tier(generator, tier: str, out_dir: Path, *, calibration=None, valida
             futures = [pool.submit(_export_group, generator, group, Path(out_dir), tier, side, cal, val, progress, 1)
                        for group in groups.values()]
             results = {(r.format, r.precision): r for future in futures for r in future.result()}
-    return [results[(resolve_format(f).name, resolve_precision(f, p))] for f, p in variants]
+    reports = [results[(resolve_format(f).name, resolve_precision(f, p))] for f, p in variants]
+    if wanted is None or "onnx" in wanted:
+        # Qualcomm tiers: each passed QDQ ONNX variant, precompiled and gated per Hexagon arch.
+        from mobile_pipeline.exporters.qnn_export import precompile_tier
+
+        reports += precompile_tier(generator, tier, Path(out_dir), reports, validation=val, input_hw=(side, side),
+                                   progress=progress)
+    return reports
 
 
 def _export_group(generator, group: list[tuple[str, str]], out_dir: Path, tier: str, side: int,

@@ -32,20 +32,48 @@ class _Recipe(BaseModel):
     )
 
 
+#: Activation / weight types each ONNX QDQ precision allows; the first is its default.
+ONNX_QDQ_TYPES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "int8": (("uint8", "int8"), ("int8", "uint8")),
+    # The QNN HTP compiles 16-bit activations with *unsigned* 8-bit weights (QNN EP docs'
+    # QUInt16/QUInt8 recipe); int16 activations with int8 weights leave its Convs unsupported.
+    "w8a16": (("uint16", "int16"), ("uint8", "int8")),
+}
+
+
 class OnnxRecipe(_Recipe):
-    """ONNX: fp32, fp16 (weights + compute, float32 I/O kept), int8 static QDQ."""
+    """ONNX: fp32, fp16 (weights + compute, float32 I/O kept), int8 and w8a16 static QDQ."""
 
     format: Literal["onnx"] = "onnx"
-    precision: Literal["fp32", "fp16", "int8"] = "fp32"
+    precision: Literal["fp32", "fp16", "int8", "w8a16"] = "fp32"
     opset: int = Field(18, ge=17, le=23, description="ONNX opset of the dynamo exporter.")
     # fp16: keep the graph inputs/outputs float32 (Cast nodes at the boundary) so callers
     # never handle half floats; the whole interior computes in fp16.
     keep_io_float32: bool = True
-    # int8 (onnxruntime.quantization.quantize_static, QDQ format):
+    # int8 / w8a16 (onnxruntime.quantization.quantize_static, QDQ format); the types default
+    # per precision (ONNX_QDQ_TYPES): int8 -> uint8 activations, int8 weights; w8a16 ->
+    # uint16 activations, uint8 weights.
     per_channel: bool = True
-    activation_type: Literal["int8", "uint8"] = "uint8"
+    activation_type: Literal["int8", "uint8", "int16", "uint16"] = "uint8"
     weight_type: Literal["int8", "uint8"] = "int8"
     calibration_method: Literal["minmax", "entropy", "percentile"] = "minmax"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _qdq_type_defaults(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and raw.get("precision") in ONNX_QDQ_TYPES:
+            acts, weights = ONNX_QDQ_TYPES[raw["precision"]]
+            raw = {"activation_type": acts[0], "weight_type": weights[0], **raw}
+        return raw
+
+    @model_validator(mode="after")
+    def _qdq_types_fit(self) -> "OnnxRecipe":
+        if self.precision in ONNX_QDQ_TYPES:
+            acts, _ = ONNX_QDQ_TYPES[self.precision]
+            if self.activation_type not in acts:
+                raise ValueError(f"activation_type {self.activation_type!r} does not fit precision {self.precision!r}; "
+                                 f"use one of {list(acts)}")
+        return self
 
 
 class TfliteRecipe(_Recipe):

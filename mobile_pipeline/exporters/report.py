@@ -58,6 +58,29 @@ class OpCheck(BaseModel):
     passed: bool
 
 
+class QnnCompileReport(BaseModel):
+    """A model precompiled for one Hexagon architecture (``exporters/qnn_export.py``).
+
+    ``passed`` on the artifact report then also means: every node compiled for the HTP with
+    CPU fallback disabled, and the compiled graph, run on the HTP emulator, met the parity gate.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    htp_arch: str = Field(description="Hexagon Tensor Processor architecture, v68 ... v81.")
+    source_artifact: str = Field(description="The QDQ model it was compiled from (same folder).")
+    socs: list[str] = Field(default_factory=list, description="Catalog SoCs of the tier with this architecture.")
+    compiled: bool
+    compile_seconds: float
+    context_bytes: int | None = Field(None, description="Size of the compiled context binary in the EPContext model.")
+    nodes_total: int | None = Field(None, description="ONNX nodes after onnxruntime's graph optimisation.")
+    nodes_on_htp: int | None = None
+    unsupported_nodes: list[str] = Field(default_factory=list, description="'OpType name: reason' of refused nodes.")
+    emulated_frame_ms: float | None = Field(None, description="HTP emulator wall time per frame (x86, not a phone).")
+    psnr_vs_cpu_qdq_db: float | None = Field(None, description="Emulated output vs onnxruntime CPU on the QDQ model.")
+    versions: dict[str, str] = Field(default_factory=dict, description="onnxruntime_qnn, qnn_sdk, onnxruntime.")
+
+
 class ArtifactReport(BaseModel):
     """Everything later stages need to know about one artifact."""
 
@@ -73,7 +96,8 @@ class ArtifactReport(BaseModel):
     bytes: int
     input: TensorSpec
     output: TensorSpec
-    runtime: str = Field(description="Runtime that validates and runs it: onnxruntime, litert, coreml, executorch.")
+    runtime: str = Field(description="Runtime that validates and runs it: onnxruntime, litert, coreml, onnxruntime-qnn, "
+                                     "executorch.")
     delegate_hint: str | None = Field(None, description="xnnpack, gpu, nnapi, hexagon, qnn, coreml-ane, ...; for "
                                       "executorch the backend baked into the .pte (xnnpack, coreml).")
     parity: ParityResult
@@ -82,6 +106,7 @@ class ArtifactReport(BaseModel):
     quality: dict | None = Field(
         None, description="Held-out quality against the teacher on whole images (quality.heldout: psnr_db, ssim, "
                           "ink_recall, ink_precision, texture_kept, ...); None when not measured or not runnable here.")
+    qnn: QnnCompileReport | None = Field(None, description="Set on models precompiled for a Hexagon NPU.")
     passed: bool
     reasons: list[str] = Field(default_factory=list, description="Why it failed; empty when passed.")
     verified: bool | None = Field(

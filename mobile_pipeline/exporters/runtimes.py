@@ -4,7 +4,9 @@
 each runtime's layout (NHWC for TFLite), quantized I/O (int8 scale/zero point) and fixed
 batch size 1. Used by validation, ``stylize`` and the bench stage.
 
-* ``.onnx``: onnxruntime, CPU execution provider.
+* ``.onnx``: onnxruntime, CPU execution provider. A precompiled EPContext model (a Hexagon
+  context binary, ``exporters/qnn.py``) only runs through the QNN execution provider: its
+  runner is ``runnable=False`` with the reason (``qnn.HtpEmulatorRunner`` emulates it).
 * ``.tflite``: ai_edge_litert Interpreter (XNNPACK), ``num_threads`` settable.
 * ``.mlpackage``: Core ML prediction, macOS only; elsewhere ``runnable=False`` with the reason.
 * ``.pte``: ExecuTorch's runtime (``executorch.runtime``, XNNPACK threads settable); a program
@@ -93,6 +95,25 @@ class OnnxRunner(Runner):
 
     def _run_one(self, image: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: image})[0]
+
+
+class PrecompiledRunner(Runner):
+    """A model precompiled for one NPU: not runnable by a CPU runtime; says where it runs."""
+
+    runtime = "onnxruntime-qnn"
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        from mobile_pipeline.exporters.report import load_report, report_path_for
+
+        arch = None
+        report = report_path_for(self.path)
+        if report.is_file():
+            qnn = load_report(report).qnn
+            arch = qnn.htp_arch if qnn is not None else None
+        self.runnable = False
+        self.reason = (f"precompiled Hexagon context{f' for HTP {arch}' if arch else ''}: runs only on a Qualcomm NPU "
+                       "through the QNN execution provider (exporters.qnn.HtpEmulatorRunner emulates it, seconds per frame)")
 
 
 class TfliteRunner(Runner):
@@ -220,6 +241,10 @@ def load_runner(artifact: str | Path, num_threads: int = 1) -> Runner:
         raise FileNotFoundError(f"model not found: {path}")
     suffix = path.suffix.lower()
     if suffix == ".onnx":
+        from mobile_pipeline.exporters.qnn import is_ep_context
+
+        if is_ep_context(path):
+            return PrecompiledRunner(path)
         return OnnxRunner(path, num_threads=num_threads)
     if suffix == ".tflite":
         return TfliteRunner(path, num_threads=num_threads)

@@ -18,9 +18,12 @@ The release writes (``play_ai_packs/``)::
     ai_packs.json                                        tiers <-> groups, files, hashes, the limits checked
 
 One pack per model family (the stylizer); its folder is named after the pack so several packs
-never clash on an asset path. The groups come from :func:`.play.android_tier_groups`, the same
-SoCs and RAM floors as the bundletool JSON (kept for asset-pack users), ordered best tier
-first so "first matching group" lands a device on the tier the dispatcher would serve. Each
+never clash on an asset path. The groups come from :func:`android_tier_groups`, the same SoCs
+and RAM floors as the bundletool JSON (kept for asset-pack users), ordered best tier first so
+"first matching group" lands a device on the tier the dispatcher would serve. Models
+precompiled for one Hexagon architecture (QNN contexts) are not packed: each group carries the
+tier's generic model, which the QNN EP compiles on the phone; the bundletool JSON and the
+dispatcher deliver the precompiled ones. Each
 group folder holds the model the manifest serves an Android device of that tier (its format
 preference applies) plus the default tier's model as a fallback, and a ``model.json`` naming
 them; Play strips the suffix, so the app always reads ``<pack>/model.json``.
@@ -42,7 +45,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mobile_pipeline.manifest.play import GROUP_NAME_RE, PlayConfigError, android_tier_groups, group_name
+from mobile_pipeline.manifest.play import GROUP_NAME_RE
 from mobile_pipeline.manifest.schema import Manifest, ModelEntry
 from mobile_pipeline.utils.atomic import atomic_output, sha256_file
 
@@ -117,6 +120,57 @@ class AiPackPlan:
         return [f for f in self.files if f.group == group]
 
 
+# ----------------------------------------------------------------------------- tiers
+@dataclass(frozen=True)
+class TierGroup:
+    """One Android tier Play can target: the SoCs that reach it and the tier's RAM floor."""
+
+    tier: str
+    min_ram_bytes: int | None
+    socs: tuple[tuple[str, str], ...]  # (Build.SOC_MANUFACTURER spelling, Build.SOC_MODEL), sorted
+
+
+def android_tier_groups(manifest: Manifest) -> tuple[list[TierGroup], str]:
+    """Targetable Android tiers, best first, and the default tier (the worst served, Play's fallback).
+
+    The same membership rule as the bundletool JSON (:func:`.play.build_play_targets`): a SoC
+    is listed for its own tier and for every lighter served tier it may step down to, each
+    with that tier's RAM floor, so the first group a phone matches is the tier the dispatcher
+    serves it. A served tier without any catalog SoC cannot be targeted and is left out.
+
+    Raises:
+        AiPackError: the manifest has no Android models.
+    """
+    from mobile_pipeline.manifest.rules import RuleIndex
+
+    rules = manifest.tier_rules
+    strength = RuleIndex(rules).strength
+    served = [t for t in manifest.fallback_chains.get("android", ()) if manifest.models_for("android", t)]
+    if not served:
+        raise AiPackError("no AI pack: the manifest has no Android models")
+    targeted = served[:-1]  # the worst served tier is Play's implicit default group
+    members: dict[str, set[tuple[str, str]]] = {t: set() for t in targeted}
+    for soc in rules.socs:
+        if soc.manufacturer.lower() == "apple":
+            continue  # Apple chips are not Android SoCs
+        for tier in targeted:
+            if strength[tier] <= strength[soc.tier]:
+                members[tier].update((m, soc.model) for m in (soc.reported_manufacturers or (soc.manufacturer,)))
+    groups = []
+    for tier in targeted:
+        if members[tier]:
+            bound = rules.bounds.get(tier)
+            ram = bound.min_ram_bytes if bound is not None and bound.min_ram_bytes else None
+            socs = tuple(sorted(members[tier], key=lambda p: (p[1].lower(), p[0].lower())))
+            groups.append(TierGroup(tier, ram, socs))
+    return groups, served[-1]
+
+
+def group_name(tier: str) -> str:
+    """``tier_<tier>``, the bundletool JSON's group name for the same tier."""
+    return f"tier_{re.sub(r'[^A-Za-z0-9_]', '_', tier)}"
+
+
 # ----------------------------------------------------------------------------- plan
 def plan_ai_pack(manifest: Manifest, artifacts_dir: Path, *, pack: str = "stylizer",
                  delivery: str = "install-time") -> AiPackPlan:
@@ -125,10 +179,7 @@ def plan_ai_pack(manifest: Manifest, artifacts_dir: Path, *, pack: str = "styliz
     Raises:
         AiPackError: no Android models, or a model file is missing.
     """
-    try:
-        tier_groups, default_tier = android_tier_groups(manifest)
-    except PlayConfigError as err:
-        raise AiPackError(f"no AI pack: {err}") from None
+    tier_groups, default_tier = android_tier_groups(manifest)
     groups = [Group(group_name(g.tier), g.tier, (Selector(ram_min_bytes=g.min_ram_bytes, system_on_chips=g.socs),))
               for g in tier_groups]
     plan = AiPackPlan(manifest.release_id, pack, delivery, default_tier, groups,

@@ -34,7 +34,7 @@ from urllib.parse import quote
 from pydantic import ValidationError
 
 from mobile_pipeline.config import ManifestConfig
-from mobile_pipeline.exporters.report import REPORT_SUFFIX, ArtifactReport, TensorSpec
+from mobile_pipeline.exporters.report import REPORT_SUFFIX, ArtifactReport, TensorSpec, report_path_for
 from mobile_pipeline.exporters.validate import artifact_digest
 from mobile_pipeline.manifest.errors import ManifestBuildError
 from mobile_pipeline.manifest.schema import (
@@ -251,11 +251,18 @@ def collect_models(artifacts_dir: Path, release_id: str, cfg: ManifestConfig,
             predicted_ms=predicted_ms, predicted_source=predicted_source,
             **_measured(bench or {}, file, digest),
         )
+        htp_arch = compiled_from = None
+        base_id = f"{report.tier}-{report.format}-{report.precision}"
         platforms = _platforms_of(report)
+        if report.qnn is not None:
+            # Precompiled for one Hexagon architecture: Android phones with that NPU only.
+            platforms, htp_arch = ("android",), report.qnn.htp_arch
+            base_id += f"-htp-{htp_arch}"
+            compiled_from = _source_id(report_path.parent / report.qnn.source_artifact, report_path)
         for platform in platforms:
             # A file listed for several platforms (an XNNPACK .pte) gets one entry each, so each
             # carries its own OS floor; the id says which.
-            model_id = f"{report.tier}-{report.format}-{report.precision}" + (f"-{platform}" if len(platforms) > 1 else "")
+            model_id = base_id + (f"-{platform}" if len(platforms) > 1 else "")
             if model_id in seen:
                 raise ManifestBuildError(
                     f"two artifacts claim {model_id}: {seen[model_id]} and {artifact}; keep one of them"
@@ -268,7 +275,15 @@ def collect_models(artifacts_dir: Path, release_id: str, cfg: ManifestConfig,
                 min_os=_min_os(report, platform, cfg), arch=report.arch, parity_psnr_db=report.parity.psnr_db,
                 latency=latency, verified=verified, verified_reason=verified_reason, verified_by=verified_by,
                 packaging="zip" if content_sha256 else "file", content_sha256=content_sha256,
+                htp_arch=htp_arch, compiled_from=compiled_from,
             ))
+    ids = {e.id for e in entries}
+    for entry in entries:
+        if entry.compiled_from is not None and entry.compiled_from not in ids:
+            raise ManifestBuildError(
+                f"{entry.file} was compiled from model {entry.compiled_from}, which has no passed report here; "
+                "a precompiled model ships with its QDQ source: re-export the tier"
+            )
     return entries, skipped
 
 
@@ -298,6 +313,17 @@ def _note_excluded(excluded: list[str] | None, line: str) -> None:
     _log.warning("manifest: left out %s", line)
     if excluded is not None:
         excluded.append(line)
+
+
+def _source_id(source: Path, report_path: Path) -> str:
+    """The manifest id of the QDQ model a precompiled model names as its source."""
+    try:
+        report = ArtifactReport.model_validate_json(report_path_for(source).read_text(encoding="utf-8"))
+    except (OSError, ValidationError) as err:
+        raise ManifestBuildError(
+            f"{report_path} names source model {source.name}, whose report cannot be read ({err}); re-export the tier"
+        ) from None
+    return f"{report.tier}-{report.format}-{report.precision}"
 
 
 def check_coverage(models: list[ModelEntry], rules: TierRules, chains: dict[str, tuple[str, ...]],

@@ -15,6 +15,8 @@ express family rules (a selector names exact SoC models, not numbering schemes):
 family rule knows (next year's SM8x50) gets Play's level 0 until it has a catalog entry, while the
 dispatcher already serves its family's tier. The server's ``matched_by: family`` answers list the chips
 that need one.
+Models precompiled for one Hexagon NPU architecture get a level just above their tier's,
+targeting the SoCs with that architecture (:func:`build_play_targets`).
 
 :func:`validate_play_config` implements bundletool's ``DeviceTierConfigValidator`` and
 ``DeviceGroupConfigValidator`` rules plus the Play Console's selector limit, and runs
@@ -24,9 +26,8 @@ before every write.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -171,26 +172,30 @@ def _chunks(items: list, size: int) -> list[list]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
-@dataclass(frozen=True)
-class TierGroup:
-    """One Android tier Play can target: the SoCs that reach it and the tier's RAM floor.
-
-    Shared by the bundletool JSON below and the AI-pack XML (:mod:`.ai_packs`), so both name
-    the same devices for the same tier.
-    """
+class PlayTarget(NamedTuple):
+    """What one device tier level delivers: a tier's models, precompiled for ``htp_arch`` when set."""
 
     tier: str
-    min_ram_bytes: int | None
-    socs: tuple[tuple[str, str], ...]  # (Build.SOC_MANUFACTURER spelling, Build.SOC_MODEL), sorted
+    htp_arch: str | None = None
 
 
-def android_tier_groups(manifest: Manifest) -> tuple[list[TierGroup], str]:
-    """Targetable Android tiers, best first, and the default tier (the worst served, Play's fallback).
-
-    A served tier without any catalog SoC cannot be targeted and is left out.
+def build_play_config(manifest: Manifest) -> tuple[dict[str, Any], dict[int, str]]:
+    """The device tier config and its level -> tier table (level 0 = the CPU tier).
 
     Raises:
-        PlayConfigError: the manifest has no Android models.
+        PlayConfigError: the manifest has no Android models, or the result breaks a rule.
+    """
+    config, targets = build_play_targets(manifest)
+    return config, {level: target.tier for level, target in targets.items()}
+
+
+def build_play_targets(manifest: Manifest) -> tuple[dict[str, Any], dict[int, PlayTarget]]:
+    """The device tier config and its level -> :class:`PlayTarget` table.
+
+    Models precompiled for a Hexagon architecture get a level of their own right above their
+    tier's, whose group lists the tier's SoCs with that architecture (same RAM floor): such a
+    phone matches both groups and Play's "highest level wins" delivers the precompiled pack,
+    as the dispatcher answers it first; a stronger tier's level still outranks both.
     """
     from mobile_pipeline.manifest.rules import RuleIndex
 
@@ -200,63 +205,50 @@ def android_tier_groups(manifest: Manifest) -> tuple[list[TierGroup], str]:
     served = [t for t in chain if manifest.models_for("android", t)]
     if not served:
         raise PlayConfigError("the manifest has no Android models: nothing to target on Google Play")
-    targeted = served[:-1]  # the worst served tier is the implicit default
-    members: dict[str, list[tuple[str, str]]] = {t: [] for t in targeted}
+    archs = sorted({m.htp_arch for m in manifest.models if m.htp_arch is not None}, key=lambda a: (len(a), a))
+    # Weakest first; the worst served tier's plain level is 0 (implicit).
+    targets = [PlayTarget(tier, arch) for tier in reversed(served)
+               for arch in (None, *[a for a in archs if manifest.precompiled_for("android", tier, a)])]
+    members: dict[PlayTarget, list[tuple[str, str]]] = {t: [] for t in targets}
     for soc in rules.socs:
         if soc.manufacturer.lower() == "apple":
             continue  # Apple chips are not Android SoCs
         spellings = soc.reported_manufacturers or (soc.manufacturer,)
         # The dispatcher steps a device down to the strongest served tier not above its own
         # that its RAM allows; listing the SoC in each such group (each with its RAM floor)
-        # makes Play's choice (highest level / first group) land on the same tier.
-        for tier in targeted:
-            if strength[tier] <= strength[soc.tier]:
-                members[tier].extend((m, soc.model) for m in spellings)
-    groups = []
-    for tier in targeted:
-        if not members[tier]:
-            continue
-        bound = rules.bounds.get(tier)
-        ram = bound.min_ram_bytes if bound is not None and bound.min_ram_bytes else None
-        socs = tuple(sorted(set(members[tier]), key=lambda p: (p[1].lower(), p[0].lower())))
-        groups.append(TierGroup(tier, ram, socs))
-    return groups, served[-1]
-
-
-def group_name(tier: str) -> str:
-    """``tier_<tier>`` with anything outside ``[A-Za-z0-9_]`` replaced (bundletool's rule)."""
-    return f"tier_{re.sub(r'[^A-Za-z0-9_]', '_', tier)}"
-
-
-def build_play_config(manifest: Manifest) -> tuple[dict[str, Any], dict[int, str]]:
-    """The device tier config and its level -> tier table (level 0 = the CPU tier).
-
-    Raises:
-        PlayConfigError: the manifest has no Android models, or the result breaks a rule.
-    """
-    tier_groups, default_tier = android_tier_groups(manifest)
+        # makes Play's "highest matching level" land on the same tier.
+        for target in targets:
+            if strength[target.tier] <= strength[soc.tier] and target.htp_arch in (None, soc.htp_arch):
+                members[target].extend((m, soc.model) for m in spellings)
     groups: list[dict[str, Any]] = []
     device_tiers: list[dict[str, Any]] = []
-    level_tiers = {0: default_tier}
-    # Levels count up from the weakest targeted tier; a served tier without SoCs gets none.
-    for level, group in enumerate(reversed(tier_groups), start=1):
-        ram = {"min_bytes": group.min_ram_bytes} if group.min_ram_bytes else None
+    for target in targets:
+        if target == PlayTarget(served[-1]) or not members[target]:
+            continue
+        bound = rules.bounds.get(target.tier)
+        ram = {"min_bytes": bound.min_ram_bytes} if bound is not None and bound.min_ram_bytes else None
+        socs = sorted(set(members[target]), key=lambda p: (p[1].lower(), p[0].lower()))
         selectors = []
-        for chunk in _chunks(list(group.socs), MAX_SOCS_PER_SELECTOR):
+        for chunk in _chunks(socs, MAX_SOCS_PER_SELECTOR):
             selector: dict[str, Any] = {"system_on_chips": [{"manufacturer": m, "model": s} for m, s in chunk]}
             if ram:
                 selector["device_ram"] = ram
             selectors.append(selector)
         names = []
+        base = f"tier_{re.sub(r'[^A-Za-z0-9_]', '_', target.tier)}" + (f"_htp_{target.htp_arch}" if target.htp_arch else "")
         for i, part in enumerate(_chunks(selectors, MAX_SELECTORS_PER_GROUP)):
-            name = group_name(group.tier) + (f"_{i + 1}" if i else "")
+            name = base + (f"_{i + 1}" if i else "")
             groups.append({"name": name, "device_selectors": part})
             names.append(name)
-        device_tiers.append({"level": level, "device_group_names": names})
-        level_tiers[level] = group.tier
+        device_tiers.append({"level": 0, "device_group_names": names, "_target": target})
+    # Renumber contiguously: a served tier without any catalog SoC gets no level.
+    level_targets = {0: PlayTarget(served[-1])}
+    for new_level, entry in enumerate(device_tiers, start=1):
+        entry["level"] = new_level
+        level_targets[new_level] = entry.pop("_target")
     config = {"device_groups": groups, "device_tier_set": {"device_tiers": device_tiers}}
     validate_play_config(config)
-    return config, level_tiers
+    return config, level_targets
 
 
 def write_play_config(manifest: Manifest, out_path: Path) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from mobile_pipeline.config import DEFAULT_FORMAT_PREFERENCE
 from mobile_pipeline.utils.validation import field_messages
 
+# 1.1: families (tier rules); htp_arch on SoC rules and precompiled models, compiled_from.
 # 1.2: ExecuTorch (.pte) models, one entry per platform, and a configurable format preference.
 SCHEMA_VERSION = "1.2"
 SCHEMA_MAJOR = 1
@@ -38,6 +39,7 @@ CPU_TIER = "cpu"
 _SHA256_RE = r"^[0-9a-f]{64}$"
 _ID_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 _VERSION_RE = r"^[0-9]{1,3}(\.[0-9]{1,3}){0,3}$"
+_HTP_ARCH_RE = r"^v[0-9]{2,3}$"
 
 # Which model platforms a device platform can run; "any" (ONNX) runs everywhere ONNX Runtime does.
 PLATFORM_RUNS: dict[str, tuple[str, ...]] = {
@@ -79,7 +81,8 @@ class ModelEntry(_Strict):
     """One downloadable artifact."""
 
     id: str = Field(pattern=_ID_RE, description="Unique within the manifest: <tier>-<format>-<precision>, plus "
-                                                "-<platform> for a file listed per platform (an XNNPACK .pte).")
+                                                "-htp-<arch> when precompiled, or -<platform> for a file listed per "
+                                                "platform (an XNNPACK .pte).")
     tier: str
     platform: ModelPlatform
     format: Format
@@ -105,6 +108,11 @@ class ModelEntry(_Strict):
     verified_by: str | None = Field(None, description="Where verification happened when not at export (e.g. "
                                                       "coremltools predict on a Mac, from an imported measurement).")
     latency: LatencyFigures = LatencyFigures()
+    htp_arch: str | None = Field(
+        None, pattern=_HTP_ARCH_RE,
+        description="Precompiled for this Hexagon NPU architecture only (an EPContext model): served first to phones "
+                    "whose SoC rule has the same htp_arch, never to others.")
+    compiled_from: str | None = Field(None, description="Id of the QDQ model a precompiled model was compiled from.")
 
     @field_validator("file")
     @classmethod
@@ -128,6 +136,8 @@ class SocRule(_Strict):
     )
     int8_accelerator: bool = Field(False, description="Has a DSP/NPU: the int8 (dsp) model is worth trying as a fallback.")
     source: Literal["catalog", "override", "fixture"] = "catalog"
+    htp_arch: str | None = Field(None, pattern=_HTP_ARCH_RE,
+                                 description="Qualcomm: Hexagon NPU architecture (v68 ... v81); None = no HTP.")
 
 
 class GpuRule(_Strict):
@@ -328,6 +338,18 @@ class Manifest(_Strict):
                 raise ValueError(
                     f"fallback_chains.{platform} must end with the CPU tier {self.tier_rules.default_tier!r}, got {list(chain)}"
                 )
+        by_id = {m.id: m for m in self.models}
+        for m in self.models:
+            if (m.htp_arch is None) != (m.compiled_from is None):
+                raise ValueError(f"models: {m.id} needs both htp_arch and compiled_from, or neither")
+            if m.htp_arch is None:
+                continue
+            source = by_id.get(m.compiled_from)  # type: ignore[arg-type]
+            if source is None or source.htp_arch is not None or source.tier != m.tier:
+                raise ValueError(f"models: {m.id} is compiled_from {m.compiled_from!r}, which is not a generic model "
+                                 f"of tier {m.tier!r} in this manifest")
+            if m.platform != "android":
+                raise ValueError(f"models: {m.id} is precompiled for Hexagon {m.htp_arch}: its platform must be android")
         for platform in self.platforms():
             if platform not in self.fallback_chains:
                 raise ValueError(f"fallback_chains has no chain for platform {platform!r}, which has models")
@@ -344,12 +366,30 @@ class Manifest(_Strict):
         return [p for p, runs in PLATFORM_RUNS.items() if any(r in present for r in runs)]
 
     def models_for(self, platform: str, tier: str) -> list[ModelEntry]:
-        """Models of ``tier`` that run on device ``platform``, in preference order (format, then manifest order)."""
+        """Generic models of ``tier`` that run on device ``platform``, in preference order (format, then
+        manifest order). Models precompiled for one NPU architecture are not generic: see :meth:`precompiled_for`."""
         runs = PLATFORM_RUNS.get(platform, ("any",))
         prefs = self.format_preference.get(platform, ())  # type: ignore[call-overload]
-        candidates = [m for m in self.models if m.tier == tier and m.platform in runs]
+        candidates = [m for m in self.models if m.tier == tier and m.platform in runs and m.htp_arch is None]
         rank = {fmt: i for i, fmt in enumerate(prefs)}
         return sorted(candidates, key=lambda m: rank.get(m.format, len(rank)))
+
+    def precompiled_for(self, platform: str, tier: str, htp_arch: str | None) -> list[ModelEntry]:
+        """Models of ``tier`` precompiled for ``htp_arch``, then the QDQ models they came from.
+
+        The order a phone with that Hexagon NPU tries them: the precompiled context (no
+        on-device compile), then the generic QDQ model (its QNN EP compiles it on the phone).
+        Within each group int8 comes before w8a16 (the real-time budget was sized for int8).
+        """
+        if htp_arch is None:
+            return []
+        runs = PLATFORM_RUNS.get(platform, ("any",))
+        rank = {"int8": 0, "w8a16": 1}
+        compiled = sorted((m for m in self.models if m.tier == tier and m.htp_arch == htp_arch and m.platform in runs),
+                          key=lambda m: rank.get(m.precision, len(rank)))
+        by_id = {m.id: m for m in self.models}
+        sources = [by_id[m.compiled_from] for m in compiled if m.compiled_from in by_id]
+        return compiled + list({m.id: m for m in sources}.values())
 
 
 def load_manifest(path: str | Path) -> Manifest:

@@ -2,12 +2,13 @@
 
 ``classifier.tier_rules()`` gives the tables (catalog SoCs with overrides applied, family
 rules, GPU families, accelerator names, RAM/OS floors, fallback chains); the catalog adds which
-chips have an int8 accelerator; the tier table adds per-vendor delegates. The Apple-chip
-thresholds live in code there (``apple_chip_tier``), so they are read off that function by
-probing each generation number: the manifest then carries them as data and a release's dispatch
-does not depend on the server's code version. iOS machine-id generations are family rules now
-(``device_tiers/families.yaml``), so ``ios_generations`` stays empty in new manifests (a 1.0
-manifest's table is still honoured by the server).
+chips have an int8 accelerator and each Qualcomm chip's Hexagon architecture (``htp_arch``: the
+dispatcher serves models precompiled for it first); the tier table adds per-vendor delegates.
+The Apple-chip thresholds live in code there (``apple_chip_tier``), so they are read off that
+function by probing each generation number: the manifest then carries them as data and a
+release's dispatch does not depend on the server's code version. iOS machine-id generations
+are family rules now (``device_tiers/families.yaml``), so ``ios_generations`` stays empty in
+new manifests (a 1.0 manifest's table is still honoured by the server).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def rules_from_tiers() -> tuple[TierRules, dict[str, tuple[str, ...]]]:
         raise ManifestBuildError(f"cannot read the tier rules: {err}") from None
 
     int8_chips = {(e.vendor, e.model) for e in catalog if e.accelerator.kind != "none"}
+    htp_archs = {(e.vendor, e.model): e.accelerator.htp_arch for e in catalog}
     tiers_best_first = tuple(sorted(data["tiers"], key=lambda t: -TIER_RANK[t]))
     socs: list[SocRule] = []
     ios_machines: dict[str, str] = {}
@@ -65,7 +67,7 @@ def rules_from_tiers() -> tuple[TierRules, dict[str, tuple[str, ...]]]:
                 manufacturer=soc["vendor"] or "unknown", model=soc["model"], aliases=tuple(soc["aliases"]),
                 tier=tier, name=soc["name"], reported_manufacturers=tuple(soc["manufacturers"]),
                 int8_accelerator=(soc["vendor"], soc["model"]) in int8_chips or tier in ("dsp", "npu"),
-                source=soc["source"],
+                source=soc["source"], htp_arch=htp_archs.get((soc["vendor"], soc["model"])),
             ))
         for machine in body["ios_machine_ids"]:
             owner = next((s["model"] for s in body["soc_models"] if s["vendor"] == "apple"

@@ -12,6 +12,7 @@ name                   GMACs   params     peak activations
 =====================  ======  =========  ====================
 stylizer-tiny          0.190   69,299     8.1 MB (fp32)
 stylizer-small         0.585   307,635    10.2 MB
+stylizer-medium        1.587   873,011    (the default grid's largest)
 stylizer-large         3.400   2,395,639  19.7 MB
 baseline-resnet-tiny   0.266   153,184    7.1 MB
 =====================  ======  =========  ====================
@@ -84,6 +85,12 @@ register_spec("stylizer-tiny", ArchSpec(
 register_spec("stylizer-small", ArchSpec(
     stem_width=16, encoder_widths=(32, 64, 96), num_blocks=4, block="fs",
     fs_branches=("dw3", "dil3", "conv2"), fusion=("sta", "sta", "sta"), upsample="nearest", act="relu",
+))
+#: The default search grid's largest network (search.space.SpaceChoices): the demo's reference
+#: model, so the supernet can start from it (once-for-all) and every tier inherits its training.
+register_spec("stylizer-medium", ArchSpec(
+    stem_width=32, encoder_widths=(48, 96, 128), num_blocks=6, block="fs",
+    fs_branches=("dw3", "dil3", "conv2", "dw5"), fusion=("sta", "sta", "sta"), upsample="nearest", act="relu",
 ))
 register_spec("stylizer-large", ArchSpec(
     stem_width=32, encoder_widths=(64, 128, 224), num_blocks=6, block="fs",

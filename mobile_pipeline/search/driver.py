@@ -147,6 +147,13 @@ class _Searcher:
                 self.supernet.eval()
                 self.log({"event": "supernet_loaded", "path": str(path)})
                 return
+        if self.reference is not None and self.s.warm_start:
+            if self.supernet.contains(self.reference.spec):
+                written = self.supernet.warm_start(self.reference)
+                self.log({"event": "supernet_warm_start", "arch": self.reference.spec.to_string(), "tensors": written})
+            else:
+                self.log({"event": "supernet_cold_start", "reason": f"the reference {self.reference.spec.to_string()} "
+                                                                   f"is outside the '{self.s.space}' grid"})
         start = time.monotonic()
         losses = train_supernet(self.supernet, self.batch, self.s.supernet_steps, lr=self.s.lr,
                                 n_random=self.s.n_random, seed=self.s.seed, progress=self.progress,
@@ -278,7 +285,7 @@ def _supernet_key(cfg: Any, choices: SpaceChoices, dataset_dir: Path, reference_
     manifest = Path(dataset_dir) / "manifest.json"
     payload = {"search": cfg.search.model_dump(mode="json", exclude={"tiers", "trials", "population", "sample_size",
                                                                     "finetune_steps", "resolution"}),
-               "reference": reference_sha if cfg.search.weight_reference > 0 else None,
+               "reference": reference_sha if (cfg.search.weight_reference > 0 or cfg.search.warm_start) else None,
                "train_weights": [cfg.train.weight_l1, cfg.train.weight_multiscale, cfg.train.weight_edge],
                "choices": repr(choices),
                "data": hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.is_file() else None}

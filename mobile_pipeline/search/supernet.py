@@ -235,6 +235,21 @@ class Supernet(nn.Module):
         return generator.eval()
 
     @torch.no_grad()
+    def _write_slot(self, slot: _Slot, value: Tensor) -> None:
+        """Store a sub-network tensor into its place in the bank (inverse of :meth:`_index`)."""
+        bank = self._tensor(slot.key)
+        if not slot.shape:
+            bank.copy_(value)
+        elif slot.parts is not None:
+            offsets = self._offsets[slot.key]
+            for i, (part, size) in enumerate(slot.parts):
+                bank[: slot.shape[0], offsets[part]: offsets[part] + size] = value[:, i * size:(i + 1) * size]
+        elif len(slot.shape) > 1:
+            bank[: slot.shape[0], : slot.shape[1]] = value
+        else:
+            bank[: slot.shape[0]] = value
+
+    @torch.no_grad()
     def _init_from_generators(self) -> None:
         """Copy the generator's own initialisation (identity-like heads, zeroed residual BNs)
         of every variant into the bank, so sub-networks start like freshly built generators."""
@@ -248,20 +263,37 @@ class Supernet(nn.Module):
                 if slot.key in done:
                     continue
                 done.add(slot.key)
-                value = model.state_dict()[slot.name]
-                bank = self._tensor(slot.key)
-                if not slot.shape:
-                    bank.copy_(value)
-                    continue
-                if slot.parts is not None:
-                    offsets = self._offsets[slot.key]
-                    for i, (part, size) in enumerate(slot.parts):
-                        src = value[:, i * size:(i + 1) * size]
-                        bank[: slot.shape[0], offsets[part]: offsets[part] + size] = src
-                elif len(slot.shape) > 1:
-                    bank[: slot.shape[0], : slot.shape[1]] = value
-                else:
-                    bank[: slot.shape[0]] = value
+                self._write_slot(slot, model.state_dict()[slot.name])
+
+    def contains(self, spec: ArchSpec) -> bool:
+        """Whether ``spec`` is a sub-network of this supernet (inside its grid)."""
+        from mobile_pipeline.search.space import spec_to_sample
+        from mobile_pipeline.nets.spec import SpecError
+
+        try:
+            spec_to_sample(spec, self.choices)
+        except SpecError:
+            return False
+        return True
+
+    @torch.no_grad()
+    def warm_start(self, generator: nn.Module) -> int:
+        """Write a trained generator's weights into the bank (once-for-all's starting point).
+
+        The generator's architecture must lie inside the grid. Every sub-network then
+        inherits the trained tensors wherever it shares them (leading channel slices, the
+        same branches, fusions and scales) and keeps its fresh initialisation elsewhere,
+        so the sandwich training starts from a working stylizer instead of the identity.
+        Returns the number of tensors written.
+        """
+        spec = generator.spec
+        if not self.contains(spec):
+            raise ValueError(f"warm start: {spec.to_string()} is outside the supernet's grid")
+        state = generator.state_dict()
+        slots = self.slots(spec)
+        for slot in slots:
+            self._write_slot(slot, state[slot.name].detach().to(self._tensor(slot.key).dtype))
+        return len(slots)
 
 
 class _Pyramid(nn.Module):

@@ -7,6 +7,10 @@ plus a bounds check per chain step, and the server writes pre-encoded bytes.
 
 Unknown or partial device info never fails: it gets the platform's CPU model. The only
 error is a platform for which the release has no model at all (``NoModelForPlatform``).
+
+A catalog SoC with a Hexagon NPU (``htp_arch`` on its rule) first gets the models
+precompiled for that architecture in its served tier, then the QDQ model they were compiled
+from, then the tier's usual answer and fallbacks (``Manifest.precompiled_for``).
 """
 
 from __future__ import annotations
@@ -45,11 +49,12 @@ class ModelRef:
     delegate: str | None
     min_os: str | None
     packaging: str
+    htp_arch: str | None = None  # set on a model precompiled for that Hexagon NPU architecture only
 
     @classmethod
     def from_entry(cls, entry: ModelEntry) -> "ModelRef":
         return cls(entry.id, entry.tier, entry.url, entry.sha256, entry.bytes, entry.format,
-                   entry.precision, entry.runtime, entry.delegate, entry.min_os, entry.packaging)
+                   entry.precision, entry.runtime, entry.delegate, entry.min_os, entry.packaging, entry.htp_arch)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -112,6 +117,14 @@ class Dispatcher:
                 models = manifest.models_for(platform, tier)
                 if models:
                     self._best[(platform, tier)] = ModelRef.from_entry(models[0])
+        # (platform, tier, htp_arch) -> precompiled models, then their QDQ sources.
+        self._precompiled: dict[tuple[str, str, str], tuple[ModelRef, ...]] = {}
+        for arch in sorted({m.htp_arch for m in manifest.models if m.htp_arch is not None}):
+            for platform in self._chains:
+                for tier in rules.tiers:
+                    entries = manifest.precompiled_for(platform, tier, arch)
+                    if entries:
+                        self._precompiled[(platform, tier, arch)] = tuple(ModelRef.from_entry(e) for e in entries)
         self._int8_fallback = frozenset(rules.int8_fallback_tiers)
         self._min_ram = {t: b.min_ram_bytes for t, b in rules.bounds.items() if b.min_ram_bytes}
         self._min_os: dict[tuple[str, str], tuple[int, ...]] = {
@@ -173,7 +186,10 @@ class Dispatcher:
         if vendor not in self._delegate_vendors or platform == "ios":
             vendor = None
         why = (match.token, *skipped)
-        key = (platform, served, match.tier, matched_by, match.soc.model if match.soc else None, vendor, why)
+        htp_arch = match.soc.htp_arch if match.soc is not None and (platform, served[0], match.soc.htp_arch) in \
+            self._precompiled else None
+        key = (platform, served, match.tier, matched_by, match.soc.model if match.soc else None, vendor, why,
+               htp_arch)
         selection = self._cache.get(key)
         if selection is None:
             selection = self._build(key)
@@ -225,8 +241,13 @@ class Dispatcher:
         return ref if delegate is None else dataclasses.replace(ref, delegate=delegate)
 
     def _build(self, key: tuple) -> Selection:
-        platform, served, classified, matched_by, soc, vendor, why = key
+        platform, served, classified, matched_by, soc, vendor, why, htp_arch = key
         refs = [self._with_vendor_delegate(self._best[(platform, t)], vendor) for t in served]
+        if htp_arch is not None:
+            # This SoC's NPU: its precompiled model, the QDQ source, then the usual answer.
+            head = [self._with_vendor_delegate(r, vendor) for r in self._precompiled[(platform, served[0], htp_arch)]]
+            ids = {r.id for r in head}
+            refs = head + [r for r in refs if r.id not in ids]
         payload = {
             "release_id": self.release_id,
             "platform": platform,

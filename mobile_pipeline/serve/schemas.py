@@ -28,6 +28,9 @@ class SelectedModel(BaseModel):
     delegate: str | None
     min_os: str | None
     packaging: str
+    htp_arch: str | None = Field(
+        None, description="Set on a model precompiled for one Hexagon NPU architecture (v68 ... v81): only phones "
+                          "with that SoC get it, before the generic int8 model it was compiled from.")
 
 
 class SelectResponse(BaseModel):

@@ -15,6 +15,9 @@ indexes it. Modules (import what you need; nothing heavy is imported here):
                  ``GPU_RULES`` (regex) and ``GPU_FAMILY_KEYS`` (the same as dict keys),
                  ``ACCELERATOR_TIERS``.
 * ``overrides``  ``load_overrides()``, ``append_override(Override)``: calibrated device moves.
+* ``htp``        ``tier_htp_socs(tier)``: Hexagon archs of a tier's Qualcomm SoCs;
+                 ``load_htp_op_support()`` / ``htp_constraints()``: the HTP probe file and the
+                 search constraints the tier table derives from it.
 * ``classifier`` ``classify(info) -> TierDecision`` (never raises; ``matched_by`` catalog /
                  family / rules / default, ``why`` tokens, ``steps`` sentences), ``Classifier``
                  for a fixed snapshot, and ``tier_rules() -> dict`` (built in ``summary``):

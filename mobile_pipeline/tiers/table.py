@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mobile_pipeline.config import TIER_NAMES
 from mobile_pipeline.nets.spec import ACTIVATIONS, BLOCK_KINDS, FS_BRANCHES, FUSIONS, UPSAMPLE_MODES
+from mobile_pipeline.tiers.htp import HtpConstraints
 from mobile_pipeline.utils.paths import device_tiers_dir
 from mobile_pipeline.utils.validation import field_messages
 
@@ -25,14 +26,15 @@ VariantPlatform = Literal["android", "ios", "any"]
 
 #: Precision names per format (the contract shared with export, bench and manifest).
 PRECISIONS: dict[str, tuple[str, ...]] = {
-    "onnx": ("fp32", "fp16", "int8"),
+    "onnx": ("fp32", "fp16", "int8", "w8a16"),
     "tflite": ("fp32", "fp16", "int8-dynamic", "int8-full"),
     "coreml": ("fp32", "fp16", "w8", "w6-palette", "w4-palette"),
     # ExecuTorch .pte: fp32 / int8 lowered to XNNPACK (Android and iOS), fp16 to Core ML (iOS).
     "executorch": ("fp32", "int8", "fp16"),
 }
-#: Precisions whose compute is fully integer (what an int8-only DSP/NPU can run).
-FULL_INT8_PRECISIONS: frozenset[str] = frozenset({"int8", "int8-full"})
+#: Precisions whose compute is fully integer (what an int8-only DSP/NPU can run); w8a16 is
+#: int8 weights with int16 activations, integer throughout (the Hexagon HTP runs it).
+FULL_INT8_PRECISIONS: frozenset[str] = frozenset({"int8", "int8-full", "w8a16"})
 #: Formats that ``int8_only`` applies to: the ANE computes in fp16, so Core ML is exempt.
 INT8_ONLY_FORMATS: frozenset[str] = frozenset({"onnx", "tflite"})
 #: ArchSpec fields that ``arch_constraints`` may restrict, with their vocabularies.
@@ -115,6 +117,10 @@ class TierSpec(_Strict):
     arch_constraints: dict[str, list[str]] = Field(default_factory=dict)
     int8_only: bool = False
     roofline: Roofline
+    htp_op_support: str | None = Field(
+        None, description="Probe file under device_tiers/ (htp_ops.yaml): its failures for this tier's Hexagon "
+                          "architectures join arch_constraints and forbidden_ops.onnx at load time.")
+    htp_constraints: HtpConstraints | None = Field(None, description="Set by the loader from htp_op_support.")
 
     @field_validator("resolution")
     @classmethod
@@ -204,6 +210,17 @@ def default_tier_path() -> Path:
     return device_tiers_dir() / "tiers.yaml"
 
 
+def _dependency_stamp(folder: Path) -> tuple[int, ...]:
+    """mtimes of the files the HTP constraints are derived from (catalog, overrides, probe)."""
+    stamps = []
+    for name in ("catalog.yaml", "overrides.yaml", "htp_ops.yaml"):
+        try:
+            stamps.append((folder / name).stat().st_mtime_ns)
+        except OSError:
+            stamps.append(0)
+    return tuple(stamps)
+
+
 def load_tier_table(path: Path | None = None) -> dict[str, TierSpec]:
     """Load and validate ``tiers.yaml``; keys in tier order (cpu, gpu, dsp, npu).
 
@@ -218,19 +235,19 @@ def load_tier_table(path: Path | None = None) -> dict[str, TierSpec]:
     except OSError as err:
         raise TierTableError(f"{path}: tier table not found ({err.strerror}); expected device_tiers/tiers.yaml") from None
     # Copy so callers that mutate the dict cannot poison the cache (TierSpecs are frozen).
-    return dict(_load_cached(resolved, stamp))
+    return dict(_load_cached(resolved, (stamp, *_dependency_stamp(device_tiers_dir()))))
 
 
 @lru_cache(maxsize=8)
-def _load_cached(path: Path, _mtime_ns: int) -> dict[str, TierSpec]:
+def _load_cached(path: Path, _stamp: tuple[int, ...]) -> dict[str, TierSpec]:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise TierTableError(f"{path}: not valid YAML: {err}") from None
-    return parse_tier_table(raw, source=str(path))
+    return parse_tier_table(raw, source=str(path), base_dir=path.parent)
 
 
-def parse_tier_table(raw: Any, source: str = "tiers.yaml") -> dict[str, TierSpec]:
+def parse_tier_table(raw: Any, source: str = "tiers.yaml", base_dir: Path | None = None) -> dict[str, TierSpec]:
     """Validate an already-parsed mapping ``{tier: {...}}`` (used by tests and tools)."""
     if not isinstance(raw, dict):
         raise TierTableError(f"{source}: expected a mapping of tier name -> definition, got {type(raw).__name__}")
@@ -247,12 +264,45 @@ def parse_tier_table(raw: Any, source: str = "tiers.yaml") -> dict[str, TierSpec
             raise TierTableError(f"{source}: tier {name!r} must be a mapping, got {type(body).__name__}")
         if "name" in body and body["name"] != name:
             raise TierTableError(f"{source}: tier {name!r} has name {body['name']!r}; drop the field or make it match")
+        if "htp_constraints" in body:
+            raise TierTableError(f"{source}: tier {name!r}: htp_constraints is computed from htp_op_support; remove it")
         try:
             table[name] = TierSpec(**{**body, "name": name})
+            if table[name].htp_op_support:
+                table[name] = _with_htp_constraints(table[name], body, base_dir or device_tiers_dir())
         except ValidationError as err:
             raise TierTableError(f"{source}: tier {name!r}: {_format_errors(err)}") from None
+        except ValueError as err:  # HtpOpsError / CatalogError name their file
+            raise TierTableError(f"{source}: tier {name!r}: htp_op_support: {err}") from None
     _check_ordering(table, source)
     return table
+
+
+def _with_htp_constraints(spec: TierSpec, body: dict[str, Any], base_dir: Path) -> TierSpec:
+    """The tier with the HTP probe's failures (for its Hexagon archs and QDQ precisions) merged in.
+
+    The hand-written ``arch_constraints`` stay (other delegates' limits); the probe adds the
+    choices the QNN compiler refused. A tier without Qualcomm HTP SoCs gets nothing added.
+    """
+    from mobile_pipeline.tiers.htp import htp_constraints, load_htp_op_support, tier_htp_archs
+
+    archs = tier_htp_archs(spec.name)
+    precisions = tuple(dict.fromkeys(v.precision for v in spec.variants
+                                     if v.format == "onnx" and v.precision in ("int8", "w8a16")))
+    if not archs or not precisions:
+        return spec
+    # Next to the tiers.yaml being read, else the project's device_tiers/ (a copied table).
+    path = base_dir / spec.htp_op_support
+    if not path.is_file():
+        path = device_tiers_dir() / spec.htp_op_support
+    found = htp_constraints(load_htp_op_support(path), archs, precisions, source=spec.htp_op_support)
+    merged = {field: list(values) for field, values in spec.arch_constraints.items()}
+    for field, values in found.arch_constraints.items():
+        merged[field] = list(dict.fromkeys([*merged.get(field, []), *values]))
+    forbidden = {fmt: list(ops) for fmt, ops in spec.forbidden_ops.items()}
+    forbidden["onnx"] = list(dict.fromkeys([*forbidden.get("onnx", []), *found.forbidden_onnx_ops]))
+    return TierSpec(**{**body, "name": spec.name, "arch_constraints": merged, "forbidden_ops": forbidden,
+                       "htp_constraints": found})
 
 
 def _check_ordering(table: dict[str, TierSpec], source: str) -> None:
