@@ -187,7 +187,7 @@ class TierTrainConfig(_Section):
 class ExportConfig(_Section):
     """Which variants to export and how to validate them."""
 
-    formats: tuple[Literal["onnx", "tflite", "coreml"], ...] = ("onnx", "tflite", "coreml")
+    formats: tuple[Literal["onnx", "tflite", "coreml", "executorch"], ...] = ("onnx", "tflite", "coreml", "executorch")
     calibration_images: int = Field(8, ge=1)
     validation_images: int = Field(4, ge=1)
     resolution: int | None = Field(None, ge=32, description="Override the tiers' export resolution (square side).")
@@ -203,6 +203,19 @@ class BenchConfig(_Section):
     noise_warn_ratio: float = Field(1.2, gt=1.0, description="Warn when p90/p50 exceeds this.")
 
 
+ManifestFormat = Literal["onnx", "tflite", "coreml", "executorch"]
+# Within a tier, the format each platform takes first when the release has several; ExecuTorch
+# comes last until a config puts it first (its runtime is an app-side choice).
+DEFAULT_FORMAT_PREFERENCE: dict[str, tuple[str, ...]] = {
+    "android": ("tflite", "onnx", "executorch"),
+    "ios": ("coreml", "onnx", "executorch"),
+    "other": ("onnx",),
+}
+FORMAT_PLATFORMS: dict[str, tuple[str, ...]] = {
+    "onnx": ("android", "ios", "other"), "tflite": ("android",), "coreml": ("ios",), "executorch": ("android", "ios"),
+}
+
+
 class ManifestConfig(_Section):
     """Tier-selection manifest."""
 
@@ -215,12 +228,38 @@ class ManifestConfig(_Section):
     tiers: tuple[str, ...] | None = Field(
         None, description="Tiers that must have a model (the build refuses otherwise); None = every tier in the tier table."
     )
-    require_verified: dict[Literal["onnx", "tflite", "coreml"], bool] = Field(
-        default_factory=lambda: {"onnx": True, "tflite": True, "coreml": False},
+    require_verified: dict[ManifestFormat, bool] = Field(
+        default_factory=lambda: {"onnx": True, "tflite": True, "coreml": False, "executorch": False},
         description="Per format: true = an artifact that was never run on its own runtime (Core ML built off macOS, "
-                    "not yet verified with `export verify-coreml` on a Mac and `bench import`) is left out of the "
-                    "manifest; false = it is included and marked verified: false with the reason. A format not "
-                    "named here is required to be verified.")
+                    "not yet verified with `export verify-coreml` on a Mac and `bench import`; a Core ML-delegated "
+                    "ExecuTorch .pte) is left out of the manifest; false = it is included and marked verified: false "
+                    "with the reason. A format not named here is required to be verified.")
+    format_preference: dict[Literal["android", "ios", "other"], tuple[ManifestFormat, ...]] = Field(
+        default_factory=lambda: {k: tuple(v) for k, v in DEFAULT_FORMAT_PREFERENCE.items()},
+        description="Per device platform, which format a tier's model is taken in first (the rest are fallbacks of "
+                    "the same tier). Put executorch first to route Android and iOS devices to .pte files.",
+    )
+    ai_pack_name: str = Field(
+        "stylizer", pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$",
+        description="Play AI pack (and its Gradle module) name: a letter, then letters, digits or underscores.",
+    )
+    ai_pack_delivery: Literal["install-time", "fast-follow", "on-demand"] = Field(
+        "install-time", description="Play AI pack delivery mode (install-time: the model is there when the app opens)."
+    )
+
+    @field_validator("format_preference")
+    @classmethod
+    def _formats_fit_platforms(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        for platform, formats in value.items():
+            if not formats:
+                raise ValueError(f"{platform}: list at least one format")
+            if len(set(formats)) != len(formats):
+                raise ValueError(f"{platform}: duplicate formats {list(formats)}")
+            wrong = [f for f in formats if platform not in FORMAT_PLATFORMS[f]]
+            if wrong:
+                raise ValueError(f"{platform}: {wrong} do not run there (coreml is iOS only, tflite Android only, "
+                                 f"other devices take onnx)")
+        return value
 
 
 class ReleaseConfig(_Section):
@@ -253,7 +292,7 @@ _PRESETS: dict[str, dict[str, Any]] = {
                    "resolution": 64},
         "bench": {"warmup": 1, "runs": 5, "threads": [1]},
         # CI runs on Linux: Core ML cannot run there; ship it marked verified: false.
-        "manifest": {"require_verified": {"onnx": True, "tflite": True, "coreml": False}},
+        "manifest": {"require_verified": {"onnx": True, "tflite": True, "coreml": False, "executorch": False}},
     },
     "demo": {
         # 5 bundled photos: hold out 2 whole images (not 1) so quality and search scores are
@@ -270,7 +309,7 @@ _PRESETS: dict[str, dict[str, Any]] = {
         "export": {"calibration_images": 8, "validation_images": 4},
         "bench": {"warmup": 3, "runs": 20, "threads": [1, 2]},
         # The demo runs anywhere: Core ML built off macOS ships marked verified: false (the report says so).
-        "manifest": {"require_verified": {"onnx": True, "tflite": True, "coreml": False}},
+        "manifest": {"require_verified": {"onnx": True, "tflite": True, "coreml": False, "executorch": False}},
     },
     "full": {
         "data": {"max_side": 1024},
@@ -285,7 +324,7 @@ _PRESETS: dict[str, dict[str, Any]] = {
         "bench": {"warmup": 10, "runs": 200, "threads": [1, 2, 4]},
         # A production release serves iPhones only verified Core ML: until `export verify-coreml` has run on a
         # Mac and its measurement file is imported, iPhones get the ONNX fallback instead.
-        "manifest": {"require_verified": {"onnx": True, "tflite": True, "coreml": True}},
+        "manifest": {"require_verified": {"onnx": True, "tflite": True, "coreml": True, "executorch": True}},
     },
 }
 

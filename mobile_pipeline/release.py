@@ -147,7 +147,11 @@ def _manifest_stage(cfg: ReleaseConfig, release_id: str) -> Stage:
         manifest = build_manifest(ctx.inputs["export"], ctx.out_dir / "manifest.json", release_id=release_id,
                                   cfg=cfg.manifest, bench_json=bench_json)
         write_play_config(manifest, ctx.out_dir / "play_device_targeting.json")
-        return {"models": len(manifest.models)}
+        from mobile_pipeline.manifest.ai_packs import OUT_DIR, write_ai_packs
+
+        packs = write_ai_packs(manifest, ctx.inputs["export"], ctx.out_dir / OUT_DIR, pack=cfg.manifest.ai_pack_name,
+                               delivery=cfg.manifest.ai_pack_delivery)
+        return {"models": len(manifest.models), "ai_pack_groups": len(packs.groups)}
 
     return Stage("manifest", run, deps=("export", "bench"),
                  config={"manifest": cfg.manifest.model_dump(mode="json"), "release_id": release_id},
@@ -204,6 +208,7 @@ def _publish(results: dict[str, StageResult], release_dir: Path, release_id: str
             shutil.copytree(tier_dir, tmp / tier_dir.name, ignore=shutil.ignore_patterns("_tier_done"))
         for name in ("manifest.json", "play_device_targeting.json"):
             shutil.copy2(results["manifest"].out_dir / name, tmp / name)
+        shutil.copytree(results["manifest"].out_dir / "play_ai_packs", tmp / "play_ai_packs")  # manifest.ai_packs.OUT_DIR
         # The searched architecture per tier (spec, MACs, budgets, scores), its checkpoint, the
         # Pareto plot and the search log: what `mobile-pipeline search` writes to models/.
         shutil.copytree(results["search"].out_dir, tmp / "search", ignore=shutil.ignore_patterns("_*"))

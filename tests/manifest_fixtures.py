@@ -14,8 +14,9 @@ from mobile_pipeline.manifest.schema import GpuRule, SocRule, TierBounds, TierRu
 
 GIB = 1 << 30
 
-SUFFIX = {"tflite": ".tflite", "onnx": ".onnx", "coreml": ".mlpackage"}  # .mlpackage is a folder, as exported
-RUNTIME = {"tflite": "litert", "onnx": "onnxruntime", "coreml": "coreml"}
+SUFFIX = {"tflite": ".tflite", "onnx": ".onnx", "coreml": ".mlpackage",  # .mlpackage is a folder, as exported
+          "executorch": ".pte"}
+RUNTIME = {"tflite": "litert", "onnx": "onnxruntime", "coreml": "coreml", "executorch": "executorch"}
 
 # (tier, format, precision, delegate) -- the variants of device_tiers/tiers.yaml.
 FULL_RELEASE: tuple[tuple[str, str, str, str], ...] = (

@@ -184,7 +184,9 @@ def test_calibration_ignores_mac_verification_runs() -> None:
 
 def test_presets_choose_a_verification_policy() -> None:
     for name, coreml_required in (("tiny", False), ("demo", False), ("full", True)):
-        assert preset_config(name).manifest.require_verified == {"onnx": True, "tflite": True, "coreml": coreml_required}
+        # A Core ML-delegated ExecuTorch .pte follows the same policy as Core ML.
+        assert preset_config(name).manifest.require_verified == {"onnx": True, "tflite": True, "coreml": coreml_required,
+                                                                 "executorch": coreml_required}
 
 
 def test_release_report_shows_verification_and_policy(release) -> None:

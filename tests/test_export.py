@@ -24,7 +24,9 @@ from mobile_pipeline.quality.image import psnr as psnr_db
 from mobile_pipeline.nets.generator import build_generator
 
 SIDE = 32
-MATRIX = [(fmt, prec) for fmt, info in FORMATS.items() for prec in info.precisions]
+# ExecuTorch lowers per delegate (no shared float base); tests/test_export_executorch.py covers it
+# on a smaller net so the matrix does not pay three more lowerings of this one.
+MATRIX = [(fmt, prec) for fmt, info in FORMATS.items() if fmt != "executorch" for prec in info.precisions]
 
 
 def make_generator(seed: int = 0):

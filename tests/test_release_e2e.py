@@ -47,6 +47,22 @@ def test_manifest_entries_exist_with_matching_hashes(tiny_release) -> None:
     assert {m["tier"] for m in models} >= set(cfg.search.tiers)
 
 
+def test_release_holds_an_ai_pack_layout_for_the_manifest_tiers(tiny_release) -> None:
+    from mobile_pipeline.manifest.ai_packs import DEFAULT_GROUP, parse_device_targeting_xml
+
+    cfg, outcome, _ = tiny_release
+    packs = outcome.release_dir / "play_ai_packs"
+    groups = parse_device_targeting_xml((packs / "app" / "device_targeting_config.xml").read_text())
+    index = json.loads((packs / "ai_packs.json").read_text())
+    manifest = json.loads((outcome.release_dir / "manifest.json").read_text())
+    android_tiers = {m["tier"] for m in manifest["models"] if m["platform"] in ("android", "any")}
+    assert set(index["tiers"]) == android_tiers
+    assert {name for name, _ in groups} | {DEFAULT_GROUP} == set(index["tiers"].values())
+    for tier, group in index["tiers"].items():
+        folder = packs / cfg.manifest.ai_pack_name / "src" / "main" / "assets" / f"{cfg.manifest.ai_pack_name}#group_{group}"
+        assert json.loads((folder / "model.json").read_text())["tier"] == tier
+
+
 def test_report_has_every_tier_and_sample_images(tiny_release) -> None:
     cfg, outcome, _ = tiny_release
     html = (outcome.release_dir / "report.html").read_text()

@@ -60,7 +60,7 @@ def test_latency_fits_in_frame(table):
 
 def test_variants_per_tier(table):
     for spec in table.values():
-        assert 2 <= len(spec.variants) <= 4
+        assert 2 <= len(spec.variants) <= 6
         for variant in spec.variants:
             assert variant.precision in PRECISIONS[variant.format]
     keys = {n: {v.key for v in s.variants} for n, s in table.items()}
@@ -71,6 +71,9 @@ def test_variants_per_tier(table):
     # every platform has a CPU model to fall back to
     assert {v.platform for v in table["cpu"].variants} >= {"android", "ios"}
     assert [v.platform for v in table["npu"].variants if v.format == "coreml"] == ["ios"]
+    # ExecuTorch: XNNPACK fp32 + int8 for the cpu tier on both platforms, Core ML fp16 for iOS tiers.
+    assert {"executorch-fp32", "executorch-int8"} <= keys["cpu"]
+    assert all(v.platform == "ios" for v in table["gpu"].variants + table["npu"].variants if v.format == "executorch")
 
 
 def test_int8_only_tiers(table):

@@ -116,7 +116,7 @@ class Measurement(_Strict):
     artifact: str = Field(min_length=1, description="Artifact file name (e.g. stylizer-cpu-fp32.tflite).")
     arch: str | None = Field(None, description="Architecture string of the generator; needed for calibration.")
     tier: str | None = Field(None, description="Tier the artifact was exported for.")
-    format: Literal["onnx", "tflite", "coreml"] | None = None
+    format: Literal["onnx", "tflite", "coreml", "executorch"] | None = None
     precision: str | None = None
     input_hw: tuple[int, int] | None = None
     delegate: str | None = Field(None, description="xnnpack, gpu, nnapi, hexagon, ane, cpu ...")

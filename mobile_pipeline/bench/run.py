@@ -73,7 +73,7 @@ def discover_artifacts(paths: Iterable[Path]) -> list[Path]:
             raise BenchError(f"{path}: no such file or folder; pass a release folder or artifact files")
         if path.is_file() or path.suffix == ".mlpackage":
             if artifact_format(path) is None:
-                raise BenchError(f"{path}: not a model artifact (expected .onnx, .tflite, .mlpackage or .mlmodel)")
+                raise BenchError(f"{path}: not a model artifact (expected .onnx, .tflite, .mlpackage, .mlmodel or .pte)")
             found.append(path)
             continue
         for candidate in sorted(path.rglob("*")):
@@ -85,7 +85,7 @@ def discover_artifacts(paths: Iterable[Path]) -> list[Path]:
                 found.append(candidate)
     unique = list(dict.fromkeys(p.resolve() for p in found))
     if not unique:
-        raise BenchError(f"no artifacts (.onnx, .tflite, .mlpackage, .mlmodel) found under {', '.join(map(str, paths))}")
+        raise BenchError(f"no artifacts (.onnx, .tflite, .mlpackage, .mlmodel, .pte) found under {', '.join(map(str, paths))}")
     return unique
 
 
@@ -256,7 +256,7 @@ def _parity_psnr(output: np.ndarray, reference: np.ndarray) -> float:
 def _reference_rank(info: dict[str, Any]) -> int:
     if info.get("precision") != "fp32":
         return 99
-    return {"onnx": 0, "tflite": 1, "coreml": 2}.get(info["format"], 3)
+    return {"onnx": 0, "tflite": 1, "executorch": 2, "coreml": 3}.get(info["format"], 4)
 
 
 def _add_parity(records: list[dict[str, Any]], outputs: dict[int, np.ndarray], infos: dict[str, dict[str, Any]],
@@ -394,7 +394,7 @@ def bench_artifacts(paths: list[Path], cfg: BenchConfig, out_dir: Path, progress
 def _preload_runtimes(names: set[str]) -> None:
     """Import the runtime libraries up front so the first artifact's load time and memory
     do not include importing onnxruntime / LiteRT (a one-off cost no app pays per model)."""
-    modules = {"onnxruntime": "onnxruntime", "litert": "ai_edge_litert.interpreter"}
+    modules = {"onnxruntime": "onnxruntime", "litert": "ai_edge_litert.interpreter", "executorch": "executorch.runtime"}
     for name in names:
         if name in modules:
             try:
@@ -414,7 +414,7 @@ def write_chart(records: list[dict[str, Any]], path: Path) -> Path | None:
     from matplotlib.patches import Rectangle
 
     rows.sort(key=lambda r: (r.get("tier") or "~", r["format"] or "", r.get("precision") or "", r["runtime"], r["threads"]))
-    colors = {"onnx": "#4C72B0", "tflite": "#DD8452", "coreml": "#55A868"}
+    colors = {"onnx": "#4C72B0", "tflite": "#DD8452", "coreml": "#55A868", "executorch": "#8172B3"}
     labels = [f"{r.get('tier') or '-'} | {r['artifact']} | {r['runtime']} t{r['threads']}" for r in rows]
     p50 = [r["p50_ms"] for r in rows]
     err = [max(r["p90_ms"] - r["p50_ms"], 0.0) for r in rows]

@@ -11,7 +11,9 @@ out — with the thread count and delegate under our control. So each runner her
 
 Runtimes: onnxruntime (CPU execution provider), LiteRT interpreter (XNNPACK delegate, which
 the default op resolver applies), Core ML (macOS only; elsewhere :class:`RuntimeUnavailable`
-names the reason and the artifact is recorded as skipped).
+names the reason and the artifact is recorded as skipped), ExecuTorch (``executorch.runtime``
+with the delegates baked into the ``.pte``; XNNPACK runs here, a Core ML-delegated program is
+skipped like Core ML).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-FORMAT_BY_SUFFIX: dict[str, str] = {".onnx": "onnx", ".tflite": "tflite", ".mlpackage": "coreml", ".mlmodel": "coreml"}
+FORMAT_BY_SUFFIX: dict[str, str] = {".onnx": "onnx", ".tflite": "tflite", ".mlpackage": "coreml", ".mlmodel": "coreml",
+                                     ".pte": "executorch"}
 
 
 class RuntimeUnavailable(RuntimeError):
@@ -34,8 +37,8 @@ class RuntimeUnavailable(RuntimeError):
 class RuntimeSpec:
     """One way of running an artifact: runtime, delegate and thread count."""
 
-    runtime: str  # onnxruntime | litert | coreml
-    delegate: str  # cpu | xnnpack | coreml-all
+    runtime: str  # onnxruntime | litert | coreml | executorch
+    delegate: str  # cpu | xnnpack | coreml-all | pte (executorch: whatever the file was lowered to)
     threads: int
 
     @property
@@ -57,6 +60,9 @@ def runtimes_for(fmt: str, threads: tuple[int, ...]) -> list[RuntimeSpec]:
     if fmt == "coreml":
         # Core ML manages its own threads; one entry regardless of the thread list.
         return [RuntimeSpec("coreml", "coreml-all", 0)]
+    if fmt == "executorch":
+        # The threads size ExecuTorch's CPU pool (XNNPACK); the delegate is the one in the file.
+        return [RuntimeSpec("executorch", "pte", t) for t in threads]
     raise ValueError(f"unknown artifact format {fmt!r}")
 
 
@@ -223,7 +229,39 @@ class CoreMLRunner(_Runner):
         del self.model
 
 
-_RUNNERS: dict[str, type[_Runner]] = {"onnxruntime": OnnxRuntimeRunner, "litert": LiteRTRunner, "coreml": CoreMLRunner}
+class ExecuTorchRunner(_Runner):
+    """ExecuTorch's runtime on a ``.pte``; its delegates are the ones baked in at export.
+
+    ``threads`` sizes ExecuTorch's process-wide CPU pool, which XNNPACK partitions use.
+    """
+
+    def __init__(self, path: Path, threads: int, layout_hint: str | None = None) -> None:
+        del layout_hint  # .pte I/O is NCHW float32 (torch2executorch.io_specs)
+        from mobile_pipeline.exporters import torch2executorch as et
+
+        info = et.inspect_pte(path)
+        missing = et.missing_backends(info["delegates"])
+        if missing:
+            raise RuntimeUnavailable(et.COREML_DELEGATE_NOT_RUNNABLE if et.BACKEND_IDS["coreml"] in missing else
+                                     f"this ExecuTorch runtime lacks the {', '.join(missing)} delegate")
+        shape, dtype = info["inputs"][0]
+        self.in_shape = tuple(int(d) for d in shape)
+        self.in_dtype = np.dtype(dtype)
+        self.in_layout = "NCHW"
+        self.out_layout = "NCHW"
+        self.method = et.load_method(path, threads)
+
+    def invoke(self, native: np.ndarray) -> np.ndarray:
+        import torch
+
+        return self.method.execute([torch.from_numpy(native)])[0].numpy()
+
+    def close(self) -> None:
+        del self.method
+
+
+_RUNNERS: dict[str, type[_Runner]] = {"onnxruntime": OnnxRuntimeRunner, "litert": LiteRTRunner, "coreml": CoreMLRunner,
+                                      "executorch": ExecuTorchRunner}
 
 
 def load_runner(path: Path, runtime: RuntimeSpec, layout_hint: str | None = None) -> _Runner:
@@ -248,7 +286,7 @@ def machine_info() -> dict[str, Any]:
     except OSError:
         pass
     versions = {}
-    for module in ("onnxruntime", "ai_edge_litert", "coremltools"):
+    for module in ("onnxruntime", "ai_edge_litert", "coremltools", "executorch"):
         try:
             from importlib.metadata import version
 

@@ -1,7 +1,7 @@
 """Benchmark artifacts on local runtimes; import on-device results; calibrate the tier table.
 
   mobile-pipeline bench RELEASE_DIR_OR_ARTIFACTS... [--out DIR] [--runs N] [--warmup N] [--threads 1,2]
-      time every artifact on onnxruntime / LiteRT (XNNPACK) / Core ML (macOS); writes bench.json
+      time every artifact on onnxruntime / LiteRT (XNNPACK) / ExecuTorch / Core ML (macOS); writes bench.json
       and bench_latency.png.
   mobile-pipeline bench import FILE --soc SOC_MODEL [--manufacturer M] [--device-name NAME]
                                [--artifact NAME_OR_PATH] [--arch ARCH_STRING] [--tier T] [--input-hw H,W]

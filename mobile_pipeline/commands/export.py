@@ -1,9 +1,10 @@
-"""Export a generator checkpoint to ONNX / TFLite / Core ML, quantize, validate each artifact.
+"""Export a generator checkpoint to ONNX / TFLite / Core ML / ExecuTorch, quantize, validate each artifact.
 
 Examples:
   mobile-pipeline export models/npu.pt --format tflite --quantize int8
   mobile-pipeline export models/npu.pt --tier npu --out export/npu
   mobile-pipeline export gen.pt --format coreml --quantize w6 --resolution 256 --data data/
+  mobile-pipeline export models/cpu.pt --format pte --quantize int8 --tier cpu
 
 Every artifact gets <artifact>.report.json (parity, op support, size, sha256); artifacts that
 fail their gate are moved to OUT/rejected/. Exit status 1 when any variant was rejected.
@@ -32,10 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("checkpoint", type=Path, help="generator checkpoint (.pt lean file or Lightning .ckpt)")
     parser.add_argument("--format", "-f", default=None,
-                        help="onnx, tflite (tfl, litert) or coreml (mlpackage); default: all of the tier's, else onnx")
+                        help="onnx, tflite (tfl, litert), coreml (mlpackage) or executorch (pte); "
+                             "default: all of the tier's, else onnx")
     parser.add_argument("--quantize", "-q", default=None, metavar="PRECISION",
                         help="onnx: fp32 fp16 int8 w8a16 | tflite: fp32 fp16 int8-dynamic int8-full (int8) | "
-                             "coreml: fp32 fp16 w8 w6-palette w4-palette (default fp32)")
+                             "coreml: fp32 fp16 w8 w6-palette w4-palette | executorch: fp32 int8 (XNNPACK) "
+                             "fp16 (Core ML) (default fp32)")
     parser.add_argument("--tier", default=None, help="cpu, gpu, dsp or npu: export that tier's variants "
                         "(device_tiers/tiers.yaml) at its resolution and check its op constraints")
     parser.add_argument("--out", type=Path, default=Path("export"), help="output folder (default: export/)")

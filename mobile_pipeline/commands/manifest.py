@@ -1,4 +1,4 @@
-"""Build the tier-selection manifest (and optionally the Google Play device-targeting config).
+"""Build the tier-selection manifest (optionally the Google Play device-targeting config and AI packs).
 
 Reads every passed ``*.report.json`` under ARTIFACTS_DIR (never ``rejected/``), re-hashes the
 artifacts, attaches the tier rules and fallback chains, and writes manifest.json atomically.
@@ -18,6 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--release-id", required=True, help="release id (letters, digits, . _ -)")
     parser.add_argument("--out", type=Path, default=None, help="manifest path (default ARTIFACTS_DIR/manifest.json)")
     parser.add_argument("--play-config", type=Path, default=None, help="also write the Play device tier config here")
+    parser.add_argument("--ai-packs", type=Path, default=None, metavar="DIR",
+                        help="also write the Play for On-device AI pack layout (models, targeting XML, Gradle) here")
     parser.add_argument("--bench", type=Path, default=None, help="bench.json with measured latencies")
     parser.add_argument("--measurements", type=Path, default=None,
                         help="imported measurements with parity evidence (`export verify-coreml` + `bench import`; "
@@ -64,4 +66,15 @@ def run(args: argparse.Namespace) -> int:
         atomic_write_json(args.play_config, config)
         mapping = ", ".join(f"{level}={tier}" for level, tier in sorted(levels.items()))
         print(f"play device tier config: {len(config['device_groups'])} groups, levels {mapping} -> {args.play_config}")
+    if args.ai_packs:
+        from mobile_pipeline.manifest.ai_packs import AiPackError, write_ai_packs
+
+        try:
+            plan = write_ai_packs(manifest, args.artifacts_dir, args.ai_packs, pack=cfg.ai_pack_name,
+                                  delivery=cfg.ai_pack_delivery)
+        except AiPackError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        groups = ", ".join(f"{g}={t}" for t, g in plan.tiers().items())
+        print(f"play AI pack {plan.pack!r} ({plan.delivery}): groups {groups} -> {args.ai_packs}")
     return 0

@@ -5,7 +5,7 @@ Examples:
   mobile-pipeline stylize photos/ --model models/npu.pt --out cartoons/
   mobile-pipeline stylize clip.mp4 --model export/cpu_fp32.onnx --tile 256 --overlap 64
 
-Fixed-size artifacts (.onnx/.tflite/.mlpackage) process large images in overlapping tiles
+Fixed-size artifacts (.onnx/.tflite/.pte/.mlpackage) process large images in overlapping tiles
 blended with raised-cosine weights (no seams); checkpoints take the whole image at once
 unless --tile is given. Videos report frames per second.
 """
@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("input", type=Path, help="image, folder of images, or video (.mp4/.avi/.mov/...)")
     parser.add_argument("--model", "-m", required=True, type=Path,
-                        help="artifact (.onnx, .tflite, .mlpackage on macOS) or generator checkpoint (.pt/.ckpt)")
+                        help="artifact (.onnx, .tflite, .pte, .mlpackage on macOS) or generator checkpoint (.pt/.ckpt)")
     parser.add_argument("--out", "-o", type=Path, default=None,
                         help="output file or folder (default: INPUT_stylized.png/.mp4 or INPUT_stylized/)")
     parser.add_argument("--tile", type=int, default=None, help="tile side (default: the model's input side)")

@@ -1,7 +1,7 @@
-"""Export and quantization: ONNX, TFLite, Core ML variants, each validated.
+"""Export and quantization: ONNX, TFLite, Core ML, ExecuTorch variants, each validated.
 
 Modules: ``formats`` (the formats table, aliases, parity gates), ``recipes`` (validated
-quantization recipes), ``torch2onnx`` / ``torch2tflite`` / ``torch2coreml`` (one per format),
+quantization recipes), ``torch2onnx`` / ``torch2tflite`` / ``torch2coreml`` / ``torch2executorch`` (one per format),
 ``validate`` (parity, op support, size; rejected/ placement), ``runtimes`` (``load_runner``),
 ``api`` (``export_variant``, ``export_tier``), ``photos`` (calibration/validation photos),
 ``tiling`` + ``stylize`` (HD tiling and the ``stylize`` command), ``report`` (ArtifactReport),

@@ -79,10 +79,16 @@ def _default_photos(calibration, validation, n_cal: int, n_val: int):
     return (calibration if calibration is not None else cal), (validation if validation is not None else val)
 
 
-def _tier_constraints(tier: str | None, info: FormatInfo, generator=None) -> tuple[list[str], bool, str | None, list[str]]:
-    """(forbidden ops, int8 required, delegate hint, arch-constraint violations) of ``tier``."""
+def _tier_constraints(tier: str | None, info: FormatInfo, generator=None,
+                      recipe: Recipe | None = None) -> tuple[list[str], bool, str | None, list[str]]:
+    """(forbidden ops, int8 required, delegate hint, arch-constraint violations) of ``tier``.
+
+    An ExecuTorch ``.pte`` carries its delegate, so its hint is the recipe's backend, and a
+    Core ML-delegated one also answers to the tier's Core ML op limits (its ops are MIL ops).
+    """
+    baked = getattr(recipe, "delegate", None) if info.name == "executorch" else None
     if tier is None:
-        return [], False, None, []
+        return [], False, baked, []
     from mobile_pipeline.tiers.table import load_tier_table
 
     table = load_tier_table()
@@ -94,8 +100,12 @@ def _tier_constraints(tier: str | None, info: FormatInfo, generator=None) -> tup
         raise ValueError(f"unknown tier {tier!r}{hint} (tiers: {', '.join(table)})")
     spec = table[tier]
     forbidden = list(spec.forbidden_ops.get(info.name, []))
-    platform = "ios" if info.name == "coreml" else "android"
+    if baked == "coreml":
+        forbidden += spec.forbidden_ops.get("coreml", [])
     arch = check_arch(getattr(generator, "spec", None), spec) if generator is not None else []
+    if baked is not None:
+        return forbidden, spec.int8_required(info.name), baked, arch
+    platform = "ios" if info.name == "coreml" else "android"
     return forbidden, spec.int8_required(info.name), spec.delegate_for(platform), arch
 
 
@@ -124,6 +134,12 @@ def _convert(generator, info: FormatInfo, recipe: Recipe, input_hw: tuple[int, i
             return torch2tflite.io_specs(data)
         except ValueError:  # the interpreter refuses the flatbuffer: the parity gate rejects it
             return torch2tflite.requested_io_specs(hw, recipe)
+    if info.name == "executorch":
+        from mobile_pipeline.exporters import torch2executorch
+
+        # No float base is shared: each delegate lowers (and int8 quantizes) its own export.
+        atomic_write_bytes(staged, torch2executorch.convert(generator, hw, recipe, calibration))
+        return torch2executorch.io_specs(hw)
     from mobile_pipeline.exporters import torch2coreml
 
     if recipe.precision == "fp32":
@@ -146,9 +162,11 @@ def export_variant(generator, format: str, precision: str | None, out_dir: Path,
 
     Args:
         generator: the stylizer (``nn.Module``, N,3,H,W [0,1] -> same).
-        format: ``onnx``/``tflite``/``coreml`` or an alias (``tfl``, ``mlpackage`` ...).
+        format: ``onnx``/``tflite``/``coreml``/``executorch`` or an alias (``tfl``,
+            ``mlpackage``, ``pte`` ...).
         precision: a precision of that format or an alias (``int8`` -> ``int8-full`` for
-            TFLite, ``w8`` for Core ML); None = the format's default (fp32).
+            TFLite, ``w8`` for Core ML); None = the format's default (fp32). ExecuTorch:
+            fp32 / int8 on XNNPACK, fp16 on Core ML (the recipe's ``delegate`` overrides).
         out_dir: release folder; failing artifacts go to ``out_dir/rejected``.
         input_hw: fixed input (H, W), multiples of the generator's downsample factor.
         tier: tier name whose ``forbidden_ops``, ``int8_only`` and ``arch_constraints`` apply
@@ -173,7 +191,7 @@ def export_variant(generator, format: str, precision: str | None, out_dir: Path,
     factor = getattr(spec, "downsample_factor", 1)
     if input_hw[0] % factor or input_hw[1] % factor:
         raise ValueError(f"input_hw {tuple(input_hw)} must be multiples of the generator's downsample factor {factor}")
-    forbidden, int8_required, delegate, arch_violations = _tier_constraints(tier, info, generator)
+    forbidden, int8_required, delegate, arch_violations = _tier_constraints(tier, info, generator, validated)
     cal_imgs, val_imgs = _default_photos(calibration, validation, DEFAULT_CALIBRATION_IMAGES, DEFAULT_VALIDATION_IMAGES)
     cal = prepare_photos(cal_imgs, input_hw)
     if validated.calibration_images:
@@ -200,6 +218,13 @@ def export_variant(generator, format: str, precision: str | None, out_dir: Path,
                 program_problems = check_program(staged, precision, input_hw, validated)
             except Exception as err:
                 program_problems = [f"cannot read the ML Program: {type(err).__name__}: {err}"]
+        elif info.name == "executorch":
+            from mobile_pipeline.exporters.torch2executorch import check_program as check_pte
+
+            try:
+                program_problems = check_pte(staged, validated, input_hw)
+            except Exception as err:
+                program_problems = [f"cannot read the ExecuTorch program: {type(err).__name__}: {err}"]
         parity = check_parity(staged, precision, val, reference)
         companions = ()
         if info.name == "coreml":  # what `export verify-coreml` checks the artifact against on a Mac

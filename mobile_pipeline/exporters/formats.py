@@ -32,6 +32,8 @@ class FormatInfo:
         runtime: runtime that validates and runs the artifact.
         layout: I/O layout of the exported model (mobile runtimes prefer NHWC for TFLite).
         is_dir: True when the artifact is a folder (Core ML ``.mlpackage``).
+        default_delegates: precision -> the backend a variant of that precision is lowered
+            to, for formats whose artifact carries its delegate (ExecuTorch ``.pte``).
     """
 
     name: str
@@ -42,6 +44,7 @@ class FormatInfo:
     runtime: str = ""
     layout: Layout = "NCHW"
     is_dir: bool = False
+    default_delegates: dict[str, str] = field(default_factory=dict)
 
     @property
     def default_precision(self) -> str:
@@ -82,6 +85,19 @@ FORMATS: dict[str, FormatInfo] = {
         runtime="coreml",
         layout="NCHW",
         is_dir=True,
+    ),
+    # ExecuTorch lowers one torch.export graph to a delegate baked into the .pte: XNNPACK for
+    # the CPU (fp32, and 8-bit through PT2E), Core ML (fp16 compute) for Apple tiers.
+    "executorch": FormatInfo(
+        name="executorch",
+        aliases=("pte", "et", "exir"),
+        suffix=".pte",
+        precisions=("fp32", "int8", "fp16"),
+        precision_aliases={"float32": "fp32", "float16": "fp16", "half": "fp16", "int8-static": "int8",
+                           "pt2e": "int8", "qdq": "int8"},
+        runtime="executorch",
+        layout="NCHW",
+        default_delegates={"fp32": "xnnpack", "int8": "xnnpack", "fp16": "coreml"},
     ),
 }
 

@@ -103,8 +103,48 @@ class CoremlRecipe(_Recipe):
     )
 
 
-Recipe = Union[OnnxRecipe, TfliteRecipe, CoremlRecipe]
-RECIPE_CLASSES: dict[str, type[_Recipe]] = {"onnx": OnnxRecipe, "tflite": TfliteRecipe, "coreml": CoremlRecipe}
+class ExecutorchRecipe(_Recipe):
+    """ExecuTorch ``.pte``: torch.export -> to_edge_transform_and_lower(partitioner) -> to_executorch.
+
+    The delegate is part of the artifact: ``xnnpack`` (CPU, fp32 or 8-bit PT2E static
+    quantization) or ``coreml`` (Core ML partitioner, fp16 or fp32 compute, Apple only).
+    Left out, it follows the precision: fp32/int8 -> xnnpack, fp16 -> coreml.
+    """
+
+    format: Literal["executorch"] = "executorch"
+    precision: Literal["fp32", "int8", "fp16"] = "fp32"
+    delegate: Literal["xnnpack", "coreml"] = "xnnpack"
+    # int8 (XNNPACKQuantizer): symmetric int8 weights per output channel (False: per tensor),
+    # activations calibrated on the calibration photos.
+    per_channel: bool = True
+    # coreml only: the Core ML program's OS floor (the ExecuTorch Core ML backend needs iOS 16+).
+    minimum_deployment_target: Literal["iOS16", "iOS17", "iOS18"] = "iOS17"
+    compute_unit: Literal["all", "cpu_and_ne", "cpu_and_gpu", "cpu_only"] = "all"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_delegate(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and raw.get("delegate") is None:
+            from mobile_pipeline.exporters.formats import FORMATS
+
+            precision = raw.get("precision", "fp32")
+            raw = {**raw, "delegate": FORMATS["executorch"].default_delegates.get(precision, "xnnpack")}
+        return raw
+
+    @model_validator(mode="after")
+    def _delegate_supports_precision(self) -> "ExecutorchRecipe":
+        if self.delegate == "xnnpack" and self.precision == "fp16":
+            raise ValueError("delegate: xnnpack variants are fp32 or int8 here; fp16 .pte files are lowered to Core ML "
+                             "(delegate: coreml)")
+        if self.delegate == "coreml" and self.precision == "int8":
+            raise ValueError("delegate: coreml takes fp16 or fp32; for 8-bit Core ML weights export the coreml format "
+                             "with precision w8, or use delegate: xnnpack for an int8 .pte")
+        return self
+
+
+Recipe = Union[OnnxRecipe, TfliteRecipe, CoremlRecipe, ExecutorchRecipe]
+RECIPE_CLASSES: dict[str, type[_Recipe]] = {"onnx": OnnxRecipe, "tflite": TfliteRecipe, "coreml": CoremlRecipe,
+                                            "executorch": ExecutorchRecipe}
 
 
 def _format_error(err: ValidationError, origin: str) -> str:

@@ -87,7 +87,7 @@ class ArtifactReport(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     artifact: str = Field(description="File name, relative to the report's folder.")
-    format: Literal["onnx", "tflite", "coreml"]
+    format: Literal["onnx", "tflite", "coreml", "executorch"]
     precision: str = Field(description="fp32, fp16, int8, int8-dynamic, int8-full, w8, w6-palette, w4-palette ...")
     tier: str | None = None
     arch: str | None = Field(None, description="Architecture string of the generator.")
@@ -96,8 +96,10 @@ class ArtifactReport(BaseModel):
     bytes: int
     input: TensorSpec
     output: TensorSpec
-    runtime: str = Field(description="Runtime that validates and runs it: onnxruntime, litert, coreml, onnxruntime-qnn.")
-    delegate_hint: str | None = Field(None, description="xnnpack, gpu, nnapi, hexagon, qnn, coreml-ane, ...")
+    runtime: str = Field(description="Runtime that validates and runs it: onnxruntime, litert, coreml, onnxruntime-qnn, "
+                                     "executorch.")
+    delegate_hint: str | None = Field(None, description="xnnpack, gpu, nnapi, hexagon, qnn, coreml-ane, ...; for "
+                                      "executorch the backend baked into the .pte (xnnpack, coreml).")
     parity: ParityResult
     op_check: OpCheck
     export_seconds: float | None = None
@@ -110,7 +112,8 @@ class ArtifactReport(BaseModel):
     verified: bool | None = Field(
         None, description="True when the artifact was run by its own runtime and matched the reference (parity "
                           "measured and passed). Core ML off macOS: false, with the reason; `export verify-coreml` "
-                          "on a Mac plus `bench import` verify it later. Derived from parity when absent.")
+                          "on a Mac plus `bench import` verify it later; a Core ML-delegated ExecuTorch .pte: false, its embedded "
+                          "ML Program checked instead. Derived from parity when absent.")
     verified_reason: str | None = Field(None, description="Why it is not verified (None when verified).")
 
     @model_validator(mode="after")

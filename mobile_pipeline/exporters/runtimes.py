@@ -9,6 +9,8 @@ batch size 1. Used by validation, ``stylize`` and the bench stage.
   runner is ``runnable=False`` with the reason (``qnn.HtpEmulatorRunner`` emulates it).
 * ``.tflite``: ai_edge_litert Interpreter (XNNPACK), ``num_threads`` settable.
 * ``.mlpackage``: Core ML prediction, macOS only; elsewhere ``runnable=False`` with the reason.
+* ``.pte``: ExecuTorch's runtime (``executorch.runtime``, XNNPACK threads settable); a program
+  whose delegate this runtime lacks (Core ML) is ``runnable=False`` with the reason.
 * ``.pt`` / ``.ckpt``: a generator checkpoint (train.checkpoint.load_generator), any size.
 """
 
@@ -174,6 +176,34 @@ class CoremlRunner(Runner):
         return np.asarray(self.model.predict({in_name: feed})[out_name], dtype=np.float32).reshape(image.shape)
 
 
+class ExecutorchRunner(Runner):
+    runtime = "executorch"
+
+    def __init__(self, path: Path, num_threads: int = 1) -> None:
+        super().__init__(path)
+        from mobile_pipeline.exporters import torch2executorch as et
+
+        info = et.inspect_pte(path)
+        shape = info["inputs"][0][0] if info["inputs"] else []
+        if len(shape) == 4:
+            self.input_hw = (int(shape[2]), int(shape[3]))
+        self.delegates = info["delegates"]
+        missing = et.missing_backends(self.delegates)
+        if missing:
+            coreml = et.BACKEND_IDS["coreml"] in missing
+            self.runnable = False
+            self.reason = et.COREML_DELEGATE_NOT_RUNNABLE if coreml else (
+                f"not runnable here: this ExecuTorch runtime lacks the {', '.join(missing)} delegate")
+            return
+        self.method = et.load_method(path, num_threads)
+
+    def _run_one(self, image: np.ndarray) -> np.ndarray:
+        import torch
+
+        outputs = self.method.execute([torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))])
+        return outputs[0].numpy()
+
+
 class TorchRunner(Runner):
     """A generator checkpoint (or module) run in PyTorch; any input size (the generator pads)."""
 
@@ -202,9 +232,9 @@ def load_runner(artifact: str | Path, num_threads: int = 1) -> Runner:
     """The runner for an artifact or checkpoint, chosen by its suffix.
 
     Args:
-        artifact: ``.onnx``, ``.tflite``, ``.mlpackage`` (folder), or a ``.pt``/``.ckpt``
-            generator checkpoint.
-        num_threads: intra-op threads (onnxruntime, LiteRT, torch).
+        artifact: ``.onnx``, ``.tflite``, ``.mlpackage`` (folder), ``.pte``, or a
+            ``.pt``/``.ckpt`` generator checkpoint.
+        num_threads: intra-op threads (onnxruntime, LiteRT, ExecuTorch's XNNPACK pool, torch).
     """
     path = Path(artifact)
     if not path.exists():
@@ -220,9 +250,11 @@ def load_runner(artifact: str | Path, num_threads: int = 1) -> Runner:
         return TfliteRunner(path, num_threads=num_threads)
     if suffix in (".mlpackage", ".mlmodel"):
         return CoremlRunner(path)
+    if suffix == ".pte":
+        return ExecutorchRunner(path, num_threads=num_threads)
     if suffix in CHECKPOINT_SUFFIXES:
         return TorchRunner(path, num_threads=num_threads)
     raise RunnerError(
         f"cannot run {path.name}: unknown model type {suffix!r}; "
-        f"expected .onnx, .tflite, .mlpackage or a checkpoint ({', '.join(CHECKPOINT_SUFFIXES)})"
+        f"expected .onnx, .tflite, .mlpackage, .pte or a checkpoint ({', '.join(CHECKPOINT_SUFFIXES)})"
     )

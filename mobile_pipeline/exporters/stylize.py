@@ -1,7 +1,8 @@
 """Stylize an image, a folder of images or a video with any artifact or checkpoint.
 
 The model is loaded through :func:`mobile_pipeline.exporters.runtimes.load_runner`, so
-``.onnx``, ``.tflite``, ``.mlpackage`` (macOS) and generator checkpoints all work. Fixed-size
+``.onnx``, ``.tflite``, ``.mlpackage`` (macOS), ExecuTorch ``.pte`` (XNNPACK here; Core
+ML-delegated ones need Apple's runtime) and generator checkpoints all work. Fixed-size
 artifacts process every frame in overlapping tiles (:mod:`.tiling`), so a 256 px mobile
 model stylizes a 4K photo without seams; checkpoints run on the whole frame unless a tile
 size is given. Videos are read and written with OpenCV; frames per second are reported.
@@ -99,8 +100,8 @@ def stylize_path(input_path: str | Path, model: str | Path, out: str | Path | No
         raise StylizeError(f"input not found: {input_path}")
     runner = load_runner(model, num_threads=num_threads)
     if not runner.runnable:
-        raise StylizeError(f"cannot run {Path(model).name} here: {runner.reason}. Use the .onnx or .tflite "
-                           "artifact, or the checkpoint, on this machine.")
+        raise StylizeError(f"cannot run {Path(model).name} here: {runner.reason}. Use the .onnx, .tflite or "
+                           "XNNPACK .pte artifact, or the checkpoint, on this machine.")
     out_path = Path(out) if out else default_output(input_path)
     suffix = input_path.suffix.lower()
     if input_path.is_dir():

@@ -7,7 +7,10 @@ Three checks, each recorded in ``<artifact>.report.json`` (:class:`ArtifactRepor
   photos, capped at 100 dB; gate by precision: fp32 60 dB, fp16 45 dB, int8 and
   compressed 30 dB) and max abs error. Core ML cannot be run off macOS; there the parity is
   recorded as not runnable and the ML Program itself is checked instead (I/O shapes and
-  dtypes, compute dtype, that the requested weight compression is present);
+  dtypes, compute dtype, that the requested weight compression is present); the report then
+  says ``verified: false`` with the reason. ExecuTorch ``.pte`` files run through
+  ``executorch.runtime``; a Core ML-delegated one is handled like Core ML (its embedded ML
+  Program is checked);
 * op support: no op in the tier's ``forbidden_ops`` for the format; for ``int8_only``
   tiers no float compute op (TFLite: op codes + tensor types from the flatbuffer; ONNX:
   compute nodes outside the QDQ pattern); and the generator's architecture within the
@@ -102,6 +105,8 @@ def check_ops(artifact: Path, info: FormatInfo, forbidden: list[str], int8_requi
             from mobile_pipeline.exporters.torch2onnx import list_ops
         elif info.name == "tflite":
             from mobile_pipeline.exporters.torch2tflite import list_ops
+        elif info.name == "executorch":
+            from mobile_pipeline.exporters.torch2executorch import list_ops
         else:
             list_ops = _coreml_ops
         ops, float_ops = list_ops(artifact)
@@ -149,6 +154,8 @@ def build_report(artifact: Path, *, info: FormatInfo, precision: str, parity: Pa
             verified_reason += ("; the ML Program was checked instead (ops, shapes, dtypes). To verify it, run "
                                 "`mobile-pipeline export verify-coreml <release folder>` on a Mac and "
                                 "`mobile-pipeline bench import <its measurement file>` here")
+        elif info.name == "executorch" and not parity.runnable and parity.passed:
+            verified_reason += "; the Core ML program inside the .pte was checked instead (ops, I/O, compute dtype)"
     return ArtifactReport(
         artifact=Path(artifact).name, format=info.name, precision=precision, sha256=sha, bytes=size,
         runtime=info.runtime, parity=parity, op_check=op_check, passed=not reasons, reasons=reasons,

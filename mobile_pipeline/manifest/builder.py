@@ -11,7 +11,9 @@ sha256 to every phone, so it must be the hash of the bytes that will be uploaded
 
 Folder artifacts (Core ML ``.mlpackage``) are verified against the exporter's tree hash and
 shipped as a reproducible ``.mlpackage.zip`` (``packaging: zip``; ``content_sha256`` keeps the
-tree hash). The builder refuses (``ManifestBuildError``, message naming the file or tier and the fix):
+tree hash). An ExecuTorch ``.pte`` is listed once per platform it runs on (an XNNPACK one
+for Android and iOS, a Core ML-delegated one for iOS), each entry with its own OS floor and
+the delegate baked into the file. The builder refuses (``ManifestBuildError``, message naming the file or tier and the fix):
 a report whose artifact is missing, a size or hash mismatch, a tier without any model, a
 platform without a CPU fallback, two artifacts claiming the same tier/format/precision.
 The manifest is written atomically: a failed build leaves the previous one in place.
@@ -57,6 +59,8 @@ PLATFORM_OF_FORMAT = {"tflite": "android", "coreml": "ios", "onnx": "any"}
 # Core ML weight compression needs newer OS versions than the release's floor
 # (coremltools: palettization and linear int8 weights need the iOS 16 opset).
 _COREML_MIN_IOS = {"w8": "16.0", "w6-palette": "16.0", "w4-palette": "16.0"}
+# ExecuTorch's prebuilt iOS runtime (its Swift package) declares iOS 17 as its platform floor.
+EXECUTORCH_MIN_IOS = "17.0"
 # NNAPI and the Hexagon/QNN delegates are Android 8.1+ (API 27).
 _DELEGATE_MIN_SDK = {"nnapi": 27, "hexagon": 27, "qnn": 27}
 
@@ -240,40 +244,39 @@ def collect_models(artifacts_dir: Path, release_id: str, cfg: ManifestConfig,
             digest, size = sha256_file(artifact), artifact.stat().st_size
         if not report.tier:
             raise ManifestBuildError(f"{report_path} has no tier: export with tier=... so the manifest can dispatch it")
-        platform = PLATFORM_OF_FORMAT[report.format]
-        model_id = f"{report.tier}-{report.format}-{report.precision}"
-        htp_arch = compiled_from = None
-        if report.qnn is not None:
-            # Precompiled for one Hexagon architecture: Android phones with that NPU only.
-            platform, htp_arch = "android", report.qnn.htp_arch
-            model_id += f"-htp-{htp_arch}"
-            compiled_from = _source_id(report_path.parent / report.qnn.source_artifact, report_path)
-        if model_id in seen:
-            raise ManifestBuildError(
-                f"two artifacts claim {model_id}: {seen[model_id]} and {artifact}; keep one of them"
-            )
-        seen[model_id] = artifact
         file = artifact.relative_to(artifacts_dir).as_posix()
-        min_os = None
-        if platform == "android":
-            min_os = str(max(cfg.min_android_sdk, _DELEGATE_MIN_SDK.get(report.delegate_hint or "", 0)))
-        elif platform == "ios":
-            min_os = _version_max(cfg.min_ios, _COREML_MIN_IOS.get(report.precision, cfg.min_ios))
         io_in = _io(report.input)
         predicted_ms, predicted_source = predict(report.arch, report.tier, _input_hw(io_in))
         latency = LatencyFigures(
             predicted_ms=predicted_ms, predicted_source=predicted_source,
             **_measured(bench or {}, file, digest),
         )
-        entries.append(ModelEntry(
-            id=model_id, tier=report.tier, platform=platform, format=report.format, precision=report.precision,
-            file=file, url=_url(cfg.url_template, release_id, file, digest), sha256=digest, bytes=size,
-            input=io_in, output=_io(report.output), runtime=report.runtime, delegate=report.delegate_hint,
-            min_os=min_os, arch=report.arch, parity_psnr_db=report.parity.psnr_db, latency=latency,
-            verified=verified, verified_reason=verified_reason, verified_by=verified_by,
-            packaging="zip" if content_sha256 else "file", content_sha256=content_sha256,
-            htp_arch=htp_arch, compiled_from=compiled_from,
-        ))
+        htp_arch = compiled_from = None
+        base_id = f"{report.tier}-{report.format}-{report.precision}"
+        platforms = _platforms_of(report)
+        if report.qnn is not None:
+            # Precompiled for one Hexagon architecture: Android phones with that NPU only.
+            platforms, htp_arch = ("android",), report.qnn.htp_arch
+            base_id += f"-htp-{htp_arch}"
+            compiled_from = _source_id(report_path.parent / report.qnn.source_artifact, report_path)
+        for platform in platforms:
+            # A file listed for several platforms (an XNNPACK .pte) gets one entry each, so each
+            # carries its own OS floor; the id says which.
+            model_id = base_id + (f"-{platform}" if len(platforms) > 1 else "")
+            if model_id in seen:
+                raise ManifestBuildError(
+                    f"two artifacts claim {model_id}: {seen[model_id]} and {artifact}; keep one of them"
+                )
+            seen[model_id] = artifact
+            entries.append(ModelEntry(
+                id=model_id, tier=report.tier, platform=platform, format=report.format, precision=report.precision,
+                file=file, url=_url(cfg.url_template, release_id, file, digest), sha256=digest, bytes=size,
+                input=io_in, output=_io(report.output), runtime=report.runtime, delegate=report.delegate_hint,
+                min_os=_min_os(report, platform, cfg), arch=report.arch, parity_psnr_db=report.parity.psnr_db,
+                latency=latency, verified=verified, verified_reason=verified_reason, verified_by=verified_by,
+                packaging="zip" if content_sha256 else "file", content_sha256=content_sha256,
+                htp_arch=htp_arch, compiled_from=compiled_from,
+            ))
     ids = {e.id for e in entries}
     for entry in entries:
         if entry.compiled_from is not None and entry.compiled_from not in ids:
@@ -282,6 +285,28 @@ def collect_models(artifacts_dir: Path, release_id: str, cfg: ManifestConfig,
                 "a precompiled model ships with its QDQ source: re-export the tier"
             )
     return entries, skipped
+
+
+def _platforms_of(report: ArtifactReport) -> tuple[str, ...]:
+    """Model platforms an artifact serves: by format, and for a .pte by the delegate inside it."""
+    if report.format == "executorch":
+        return ("ios",) if report.delegate_hint == "coreml" else ("android", "ios")
+    return (PLATFORM_OF_FORMAT[report.format],)
+
+
+def _min_os(report: ArtifactReport, platform: str, cfg: ManifestConfig) -> str | None:
+    """The OS floor of one entry: the release's, raised by what the format or delegate needs."""
+    if platform == "android":
+        return str(max(cfg.min_android_sdk, _DELEGATE_MIN_SDK.get(report.delegate_hint or "", 0)))
+    if platform != "ios":
+        return None
+    floor = _version_max(cfg.min_ios, _COREML_MIN_IOS.get(report.precision, cfg.min_ios))
+    if report.format == "executorch":
+        floor = _version_max(floor, EXECUTORCH_MIN_IOS)
+        target = str(report.recipe.get("minimum_deployment_target", "")) if report.delegate_hint == "coreml" else ""
+        if target.startswith("iOS"):  # the Core ML program inside the .pte has its own floor
+            floor = _version_max(floor, f"{int(target[3:])}.0")
+    return floor
 
 
 def _note_excluded(excluded: list[str] | None, line: str) -> None:
@@ -377,6 +402,7 @@ def build_manifest(artifacts_dir: Path, out_path: Path, *, release_id: str, cfg:
         manifest = Manifest(
             release_id=release_id, created_at=datetime.now(UTC).replace(microsecond=0), models=tuple(models),
             tier_rules=rules, fallback_chains={p: tuple(c) for p, c in fallback_chains.items()},
+            format_preference={p: tuple(f) for p, f in cfg.format_preference.items()},
         )
     except ValidationError as err:
         raise ManifestBuildError(f"manifest for {release_id} is invalid: {err}") from None

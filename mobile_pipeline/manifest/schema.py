@@ -23,12 +23,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mobile_pipeline.config import DEFAULT_FORMAT_PREFERENCE
 from mobile_pipeline.utils.validation import field_messages
 
-SCHEMA_VERSION = "1.1"  # 1.1: families (tier rules); htp_arch on SoC rules and precompiled models, compiled_from
+# 1.1: families (tier rules); htp_arch on SoC rules and precompiled models, compiled_from.
+# 1.2: ExecuTorch (.pte) models, one entry per platform, and a configurable format preference.
+SCHEMA_VERSION = "1.2"
 SCHEMA_MAJOR = 1
 
-Format = Literal["onnx", "tflite", "coreml"]
+Format = Literal["onnx", "tflite", "coreml", "executorch"]
 ModelPlatform = Literal["android", "ios", "any"]
 DevicePlatform = Literal["android", "ios", "other"]
 
@@ -77,8 +80,9 @@ class LatencyFigures(_Strict):
 class ModelEntry(_Strict):
     """One downloadable artifact."""
 
-    id: str = Field(pattern=_ID_RE, description="Unique within the manifest: <tier>-<format>-<precision>, "
-                                                 "plus -htp-<arch> when precompiled.")
+    id: str = Field(pattern=_ID_RE, description="Unique within the manifest: <tier>-<format>-<precision>, plus "
+                                                "-htp-<arch> when precompiled, or -<platform> for a file listed per "
+                                                "platform (an XNNPACK .pte).")
     tier: str
     platform: ModelPlatform
     format: Format
@@ -91,8 +95,9 @@ class ModelEntry(_Strict):
     content_sha256: str | None = Field(None, pattern=_SHA256_RE, description="Exporter's tree hash of a zipped folder.")
     input: IOSpec
     output: IOSpec
-    runtime: str
-    delegate: str | None = None
+    runtime: str = Field(description="onnxruntime, litert, coreml or executorch.")
+    delegate: str | None = Field(None, description="Delegate hint; for executorch the backend baked into the .pte "
+                                                   "(xnnpack, coreml), which the app cannot change.")
     min_os: str | None = Field(None, pattern=_VERSION_RE, description="Android API level or iOS version.")
     arch: str | None = None
     parity_psnr_db: float | None = None
@@ -301,8 +306,8 @@ class Manifest(_Strict):
         description="Per device platform, tiers best first; a device starts at its tier and moves right. Ends with cpu."
     )
     format_preference: dict[DevicePlatform, tuple[Format, ...]] = Field(
-        default_factory=lambda: {"android": ("tflite", "onnx"), "ios": ("coreml", "onnx"), "other": ("onnx",)},
-        description="Within a tier, which format a platform takes first.",
+        default_factory=lambda: {k: tuple(v) for k, v in DEFAULT_FORMAT_PREFERENCE.items()},  # type: ignore[misc]
+        description="Within a tier, which format a platform takes first (release config: manifest.format_preference).",
     )
 
     @field_validator("schema_version")

@@ -232,8 +232,10 @@ class Dispatcher:
         return (chain[start], *fallbacks), tuple(skipped)
 
     def _with_vendor_delegate(self, ref: ModelRef, vendor: str | None) -> ModelRef:
-        """The SoC vendor's own delegate (QNN on Qualcomm, Neuron on MediaTek) for Android formats."""
-        if vendor is None or ref.format == "coreml":
+        """The SoC vendor's own delegate (QNN on Qualcomm, Neuron on MediaTek) for Android formats.
+
+        Not for a ``.pte``: ExecuTorch bakes its delegate into the file at export time."""
+        if vendor is None or ref.format in ("coreml", "executorch"):
             return ref
         delegate = self._vendor_delegates.get(ref.tier, {}).get(vendor)
         return ref if delegate is None else dataclasses.replace(ref, delegate=delegate)

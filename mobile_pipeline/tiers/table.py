@@ -21,7 +21,7 @@ from mobile_pipeline.tiers.htp import HtpConstraints
 from mobile_pipeline.utils.paths import device_tiers_dir
 from mobile_pipeline.utils.validation import field_messages
 
-Format = Literal["onnx", "tflite", "coreml"]
+Format = Literal["onnx", "tflite", "coreml", "executorch"]
 VariantPlatform = Literal["android", "ios", "any"]
 
 #: Precision names per format (the contract shared with export, bench and manifest).
@@ -29,6 +29,8 @@ PRECISIONS: dict[str, tuple[str, ...]] = {
     "onnx": ("fp32", "fp16", "int8", "w8a16"),
     "tflite": ("fp32", "fp16", "int8-dynamic", "int8-full"),
     "coreml": ("fp32", "fp16", "w8", "w6-palette", "w4-palette"),
+    # ExecuTorch .pte: fp32 / int8 lowered to XNNPACK (Android and iOS), fp16 to Core ML (iOS).
+    "executorch": ("fp32", "int8", "fp16"),
 }
 #: Precisions whose compute is fully integer (what an int8-only DSP/NPU can run); w8a16 is
 #: int8 weights with int16 activations, integer throughout (the Hexagon HTP runs it).
@@ -77,6 +79,8 @@ class Variant(_Strict):
             raise ValueError(f"precision {self.precision!r} is not valid for {self.format}; choose from {list(allowed)}")
         if self.format == "coreml" and self.platform == "android":
             raise ValueError("coreml variants run on iOS only; use platform: ios")
+        if self.format == "executorch" and self.precision == "fp16" and self.platform != "ios":
+            raise ValueError("executorch fp16 variants are lowered to Core ML and run on iOS only; use platform: ios")
         return self
 
     @property
