@@ -76,7 +76,7 @@ def test_report_has_every_tier_and_sample_images(tiny_release) -> None:
     for line in facts:
         value = line.split(": ", 1)[1].split()[0]
         float(value)  # raises on "–"
-    tflite_rows = [line for line in markdown.splitlines() if line.startswith("| ") and ".tflite |" in line]
+    tflite_rows = [line for line in markdown.splitlines() if line.startswith("| ") and " | tflite | " in line]
     assert tflite_rows and all(float(row.split(" | ")[7]) > 0 for row in tflite_rows)
 
 

@@ -58,7 +58,9 @@ def _device_values(args: argparse.Namespace) -> dict:
             if value:
                 values[name] = value
         elif value is not None:
-            values[name] = value
+            # The API takes ram_bytes as a strict integer (a JSON `false` is not 0): convert the
+            # command line's digits here, as the HTTP query parser does.
+            values[name] = int(value) if name == "ram_bytes" and str(value).isdigit() else value
     if args.ram_gib is not None:
         if "ram_bytes" in values:
             raise ValueError("give --ram-bytes or --ram-gib, not both")
