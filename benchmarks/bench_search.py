@@ -163,6 +163,9 @@ def bench_ranking(args: argparse.Namespace) -> int:
     print(f"{'Kendall tau vs stand-alone':95}" + "".join(f" {kendall_tau(inherited[n], standalone):14.3f}" for n, *_ in modes))
     print(f"{'Spearman vs stand-alone':95}" + "".join(f" {spearmanr(inherited[n], standalone).statistic:14.3f}" for n, *_ in modes))
     print(f"{'supernet seconds':95}" + "".join(f" {supernet_seconds[n]:14.0f}" for n, *_ in modes))
+    macs = [count_macs(spec, (side, side)) for spec in archs]
+    print(f"free baseline, MACs alone: Kendall tau {kendall_tau(macs, standalone):.3f}, "
+          f"Spearman {spearmanr(macs, standalone).statistic:.3f}")
     tau = kendall_tau(inherited["config"], standalone)
     print(f"\ngoal: Kendall tau >= 0.5 with the preset's supernet: {'met' if tau >= 0.5 else 'MISSED'} ({tau:.3f})")
     return 0 if tau >= 0.5 else 1

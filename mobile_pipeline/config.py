@@ -125,6 +125,9 @@ class SearchConfig(_Section):
     n_random: int = Field(1, ge=0, description="Random sub-networks per supernet step besides largest + smallest (sandwich rule).")
     weight_reference: float = Field(
         0.5, ge=0, description="Supernet: weight of distillation from the train stage's reference model (0 = off).")
+    score_tolerance_db: float = Field(
+        0.0, ge=0, description="Supernet scores within this of a tier's best count as tied; the largest tied "
+                               "candidate (MACs) wins, since the supernet cannot rank them (search.driver.select_winner).")
     warm_start: bool = Field(
         True, description="Start the supernet from the train stage's reference model when its architecture lies in "
                           "the grid (once-for-all): the reference's training then reaches every tier's model.")
@@ -304,6 +307,9 @@ _PRESETS: dict[str, dict[str, Any]] = {
                   "patch_size": 96, "checkpoint_every": 100, "val_every": 100, "weight_distill": 0.5,
                   "distill_batch_size": 2},
         "search": {"resolution": 256, "supernet_steps": 150, "batch_size": 8, "patch_size": 64, "eval_size": None,
+                   # bench_search.py --ranking: at 150 steps the supernet does not rank (tau ~0), so
+                   # scores within 0.3 dB count as tied and the largest tied candidate wins.
+                   "score_tolerance_db": 0.3,
                    "eval_images": 4, "population": 12, "sample_size": 4, "trials": 40, "finetune_steps": 0},
         "tier_train": {"paired_steps": 300, "adversarial_steps": 40},
         "export": {"calibration_images": 8, "validation_images": 4},
@@ -316,7 +322,7 @@ _PRESETS: dict[str, dict[str, Any]] = {
         "train": {"arch": "stylizer-large", "paired_steps": 40000, "adversarial_steps": 20000, "batch_size": 32,
                   "patch_size": 256, "checkpoint_every": 2000, "val_every": 1000, "accelerator": "auto",
                   "devices": "auto", "num_workers": 8, "precision": "16-mixed", "tensorboard": True},
-        "search": {"space": "wide", "resolution": 512, "supernet_steps": 20000, "batch_size": 32, "patch_size": 128, "eval_size": 256,
+        "search": {"space": "wide", "resolution": 512, "supernet_steps": 20000, "score_tolerance_db": 0.1, "batch_size": 32, "patch_size": 128, "eval_size": 256,
                    "eval_images": 16, "n_random": 2, "bn_batches": 8, "population": 64, "sample_size": 16,
                    "trials": 1000, "finetune_steps": 0},
         "tier_train": {"paired_steps": 40000, "adversarial_steps": 20000},

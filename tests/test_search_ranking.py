@@ -44,3 +44,15 @@ def test_unpaired_crops_are_reproducible_augmented_and_in_range() -> None:
     assert not np.allclose(plain, a)  # zoom and photometric changes do change the crops
     with pytest.raises(ValueError, match="min_scale"):
         UnpairedSampler(photos, 32, seed=0, min_scale=0.0)
+
+
+def test_winner_is_the_largest_candidate_inside_the_score_band() -> None:
+    from mobile_pipeline.search.driver import select_winner
+
+    cands = [{"spec": "a", "psnr_db": 19.0, "macs": 100, "latency_ms": 3.0},
+             {"spec": "b", "psnr_db": 18.8, "macs": 300, "latency_ms": 5.0},
+             {"spec": "c", "psnr_db": 18.5, "macs": 900, "latency_ms": 9.0}]
+    best, how = select_winner(cands, 0.3)
+    assert best["spec"] == "b" and how["candidates_in_band"] == 2 and how["best_score_db"] == 19.0
+    assert select_winner(cands, 0.0)[0]["spec"] == "a"
+    assert select_winner(cands, 1.0)[0]["spec"] == "c"

@@ -325,6 +325,26 @@ def _failure_message(tier: str, spec_table: Any, candidates: list[dict[str, Any]
             + ". Raise search.trials, widen the space or relax device_tiers/tiers.yaml.")
 
 
+def select_winner(inside: list[dict[str, Any]], tolerance_db: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The tier's winner among within-budget candidates, and how it was chosen.
+
+    Candidates whose supernet score is within ``tolerance_db`` of the best one are treated as
+    tied: the supernet cannot rank them (``benchmarks/bench_search.py --ranking`` measures how
+    well it ranks at all), and among tied candidates the one with the most MACs is taken,
+    because the tier-training stage that follows turns capacity into quality (a larger
+    within-budget model is the better bet for a stronger phone). ``tolerance_db=0`` is the
+    plain argmax of the score (lower latency breaks exact ties).
+    """
+    top = max(c["psnr_db"] for c in inside)
+    band = [c for c in inside if c["psnr_db"] >= top - tolerance_db]
+    if tolerance_db > 0:
+        best = max(band, key=lambda c: (c["macs"], c["psnr_db"]))
+    else:
+        best = max(band, key=lambda c: (c["psnr_db"], -c["latency_ms"]))
+    return best, {"rule": "largest MACs within the score band" if tolerance_db > 0 else "best score",
+                  "score_tolerance_db": tolerance_db, "best_score_db": top, "candidates_in_band": len(band)}
+
+
 # ------------------------------------------------------------------ entry point
 def run_search(cfg: Any, dataset_dir: Path, out_dir: Path, *, tiers: list[str] | None = None,
                teacher_checkpoint: Path | None = None, progress: bool = True,
@@ -394,7 +414,7 @@ def run_search(cfg: Any, dataset_dir: Path, out_dir: Path, *, tiers: list[str] |
             searcher.log({"event": "tier_failed", "tier": tier, "message": message})
             write_log(out_dir / "search_log.jsonl", searcher.events)
             continue
-        best = max(inside, key=lambda c: (c["psnr_db"], -c["latency_ms"]))
+        best, selection = select_winner(inside, cfg.search.score_tolerance_db)
         winners[tier] = best
         spec = ArchSpec.from_string(best["spec"])
         model, tuned_psnr, fine_tuned = searcher.finetune_or_keep(spec, best["psnr_db"])
@@ -410,7 +430,7 @@ def run_search(cfg: Any, dataset_dir: Path, out_dir: Path, *, tiers: list[str] |
             "predicted_local_ms": latency.predict_local_ms(spec, (table[tier].resolution,) * 2),
             "budgets": table[tier].budgets.model_dump(), "within_budget": True,
             "latency_source": latency.scale_sources.get(tier),
-            "supernet_psnr_db": best["psnr_db"], "finetuned_psnr_db": tuned_psnr,
+            "supernet_psnr_db": best["psnr_db"], "finetuned_psnr_db": tuned_psnr, "selection": selection,
             "finetune_steps": cfg.search.finetune_steps, "fine_tuned": fine_tuned, "checkpoint": checkpoint.name,
             "search": {"trials": len(cands), "within_budget": len(inside), "seed": cfg.search.seed,
                        "strategy": "nni.nas.strategy.RegularizedEvolution", "engine": "SequentialEngineConfig",
