@@ -190,6 +190,10 @@ class TierTrainConfig(_Section):
 class ExportConfig(_Section):
     """Which variants to export and how to validate them."""
 
+    qnn_emulation_images: int | None = Field(
+        None, ge=1, description="Validation photos each Hexagon precompile is emulated on for its parity gate "
+                                "(None = all export.validation_images; the HTP emulator takes seconds per frame).")
+
     formats: tuple[Literal["onnx", "tflite", "coreml", "executorch"], ...] = ("onnx", "tflite", "coreml", "executorch")
     calibration_images: int = Field(8, ge=1)
     validation_images: int = Field(4, ge=1)
@@ -312,7 +316,7 @@ _PRESETS: dict[str, dict[str, Any]] = {
                    "score_tolerance_db": 0.3,
                    "eval_images": 4, "population": 12, "sample_size": 4, "trials": 40, "finetune_steps": 0},
         "tier_train": {"paired_steps": 300, "adversarial_steps": 40},
-        "export": {"calibration_images": 8, "validation_images": 4},
+        "export": {"calibration_images": 8, "validation_images": 4, "qnn_emulation_images": 1},
         "bench": {"warmup": 3, "runs": 20, "threads": [1, 2]},
         # The demo runs anywhere: Core ML built off macOS ships marked verified: false (the report says so).
         "manifest": {"require_verified": {"onnx": True, "tflite": True, "coreml": False, "executorch": False}},

@@ -114,6 +114,7 @@ def _export_stage(cfg: ReleaseConfig) -> Stage:
             # The tier-trained model ships, never the search's supernet slice.
             generator = load_generator(ctx.inputs["tiers"] / f"{tier}.pt")
             reports = export_tier(generator, tier, tier_dir, calibration=calibration, validation=validation,
+                                  jobs=cfg.export.jobs, qnn_emulation_images=cfg.export.qnn_emulation_images,
                                   **_resolution_override(cfg))
             _measure_quality(tier_dir, reports, heldout)
             counts[tier] = {"passed": sum(r.passed for r in reports), "rejected": sum(not r.passed for r in reports)}

@@ -248,8 +248,12 @@ def export_variant(generator, format: str, precision: str | None, out_dir: Path,
 
 def export_tier(generator, tier: str, out_dir: Path, *, calibration=None, validation=None,
                 resolution: int | None = None, formats: tuple[str, ...] | None = None,
-                progress: bool = True, jobs: int = 1) -> list[ArtifactReport]:
+                progress: bool = True, jobs: int = 1,
+                qnn_emulation_images: int | None = None) -> list[ArtifactReport]:
     """Export every variant the tier table lists for ``tier`` (``device_tiers/tiers.yaml``).
+
+    ``qnn_emulation_images`` caps the validation photos each Hexagon precompile is emulated on
+    (the HTP emulator takes seconds per 384 px frame); None = all of them.
 
     On a tier whose Qualcomm delegate is QNN, the passed QDQ ONNX variants are then compiled
     for each Hexagon architecture of the tier's SoCs (``exporters/qnn_export.py``); their
@@ -296,8 +300,9 @@ def export_tier(generator, tier: str, out_dir: Path, *, calibration=None, valida
         # Qualcomm tiers: each passed QDQ ONNX variant, precompiled and gated per Hexagon arch.
         from mobile_pipeline.exporters.qnn_export import precompile_tier
 
-        reports += precompile_tier(generator, tier, Path(out_dir), reports, validation=val, input_hw=(side, side),
-                                   progress=progress)
+        emulated = val if qnn_emulation_images is None else val[:qnn_emulation_images]
+        reports += precompile_tier(generator, tier, Path(out_dir), reports, validation=emulated,
+                                   input_hw=(side, side), progress=progress)
     return reports
 
 
