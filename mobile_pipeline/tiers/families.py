@@ -18,14 +18,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mobile_pipeline.tiers.catalog import Vendor, model_candidates
+from mobile_pipeline.utils.data_files import load_cached
 from mobile_pipeline.utils.paths import device_tiers_dir
 from mobile_pipeline.utils.validation import field_messages
 
@@ -198,20 +197,7 @@ def default_families_path() -> Path:
 def load_families(path: Path | None = None) -> list[FamilyRule]:
     """Validated family rules (cached until the file changes); a missing file means none."""
     path = Path(path) if path is not None else default_families_path()
-    try:
-        stamp = path.resolve().stat().st_mtime_ns
-    except OSError:
-        return []
-    return list(_load_cached(path.resolve(), stamp))
-
-
-@lru_cache(maxsize=8)
-def _load_cached(path: Path, _mtime_ns: int) -> tuple[FamilyRule, ...]:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise FamiliesError(f"{path}: not valid YAML: {err}") from None
-    return tuple(parse_families(raw, source=str(path)))
+    return load_cached(path, parse_families, FamiliesError)
 
 
 def parse_families(raw: object, source: str = "families.yaml") -> list[FamilyRule]:

@@ -8,7 +8,6 @@ engineer appends an override here, and the classifier applies it before the cata
 from __future__ import annotations
 
 import datetime as _dt
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -17,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mobile_pipeline.tiers.catalog import model_candidates, normalize_model, normalize_vendor
 from mobile_pipeline.utils.atomic import atomic_write_text
+from mobile_pipeline.utils.data_files import load_cached
 from mobile_pipeline.utils.paths import device_tiers_dir
 from mobile_pipeline.utils.validation import field_messages
 
@@ -89,20 +89,7 @@ def default_overrides_path() -> Path:
 def load_overrides(path: Path | None = None) -> list[Override]:
     """Validated overrides; a missing file means none (calibration has not run yet)."""
     path = Path(path) if path is not None else default_overrides_path()
-    try:
-        stamp = path.resolve().stat().st_mtime_ns
-    except OSError:
-        return []
-    return list(_load_cached(path.resolve(), stamp))
-
-
-@lru_cache(maxsize=8)
-def _load_cached(path: Path, _mtime_ns: int) -> tuple[Override, ...]:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise OverridesError(f"{path}: not valid YAML: {err}") from None
-    return tuple(parse_overrides(raw, source=str(path)))
+    return load_cached(path, parse_overrides, OverridesError)
 
 
 def parse_overrides(raw: object, source: str = "overrides.yaml") -> list[Override]:
