@@ -307,7 +307,7 @@ _PRESETS: dict[str, dict[str, Any]] = {
         "data": {"max_side": 384, "val_fraction": 0.4},
         # The reference is the default grid's largest network, so the supernet starts from it
         # (search.warm_start) and its training reaches every tier's shipped model.
-        "train": {"arch": "stylizer-medium", "paired_steps": 500, "adversarial_steps": 50, "batch_size": 8,
+        "train": {"arch": "stylizer-medium", "paired_steps": 450, "adversarial_steps": 50, "batch_size": 8,
                   "patch_size": 96, "checkpoint_every": 100, "val_every": 100, "weight_distill": 0.5,
                   "distill_batch_size": 2},
         "search": {"resolution": 256, "supernet_steps": 150, "batch_size": 8, "patch_size": 64, "eval_size": None,
@@ -315,8 +315,9 @@ _PRESETS: dict[str, dict[str, Any]] = {
                    # scores within 0.3 dB count as tied and the largest tied candidate wins.
                    "score_tolerance_db": 0.3,
                    "eval_images": 4, "population": 12, "sample_size": 4, "trials": 40, "finetune_steps": 0},
-        "tier_train": {"paired_steps": 300, "adversarial_steps": 40},
-        "export": {"calibration_images": 8, "validation_images": 4, "qnn_emulation_images": 1},
+        "tier_train": {"paired_steps": 250, "adversarial_steps": 30},
+        # Two export workers (one format each): the converters are single-threaded.
+        "export": {"calibration_images": 8, "validation_images": 4, "qnn_emulation_images": 1, "jobs": 2},
         "bench": {"warmup": 3, "runs": 20, "threads": [1, 2]},
         # The demo runs anywhere: Core ML built off macOS ships marked verified: false (the report says so).
         "manifest": {"require_verified": {"onnx": True, "tflite": True, "coreml": False, "executorch": False}},
