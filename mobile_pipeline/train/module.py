@@ -57,6 +57,7 @@ class StylizerModule(pl.LightningModule):
         lr_disc: discriminator Adam learning rate.
         adv_loss: ``hinge`` or ``lsgan``.
         weight_l1, weight_multiscale, weight_edge, weight_adv: loss weights.
+        weight_temporal: weight of the temporal consistency term (train/temporal.py); 0 = off.
         disc_checkpoint: local checkpoint for the discriminator backbone (None = the
             generator's encoder after the paired stage).
         seed: seeds the discriminator head built at the stage switch.
@@ -65,7 +66,7 @@ class StylizerModule(pl.LightningModule):
     def __init__(self, arch: str, paired_steps: int, adversarial_steps: int, lr: float = 2e-3,
                  lr_disc: float = 2e-4, adv_loss: str = "hinge", weight_l1: float = 1.0,
                  weight_multiscale: float = 0.5, weight_edge: float = 0.5, weight_adv: float = 0.05,
-                 disc_checkpoint: str | None = None, seed: int = 0) -> None:
+                 disc_checkpoint: str | None = None, seed: int = 0, weight_temporal: float = 0.0) -> None:
         super().__init__()
         from mobile_pipeline.nets.generator import build_generator
 
@@ -155,6 +156,13 @@ class StylizerModule(pl.LightningModule):
 
         terms, pyramid = self._common_step(batch["photos"], batch["targets"], "train")
         loss = terms["loss"]
+        if self.hparams.weight_temporal > 0:  # video steadiness: a shifted, re-noised view agrees
+            from mobile_pipeline.train.temporal import temporal_consistency_loss
+
+            temporal = temporal_consistency_loss(self.generator, batch["photos"], pyramid[-1], step=step,
+                                                 seed=self.hparams.seed)
+            loss = loss + self.hparams.weight_temporal * temporal
+            self.log("train/temporal", temporal.detach(), batch_size=batch["photos"].shape[0])
         if adversarial:
             opt_d = optimizers[1]
             fake = pyramid[-1]

@@ -210,7 +210,8 @@ def train_stylizer(
     module = StylizerModule(
         spec.to_string(), n_paired, n_adv, lr=t.lr, lr_disc=t.lr_disc, adv_loss=t.adv_loss, weight_l1=t.weight_l1,
         weight_multiscale=t.weight_multiscale, weight_edge=t.weight_edge, weight_adv=t.weight_adv,
-        disc_checkpoint=str(t.disc_checkpoint) if t.disc_checkpoint else None, seed=t.seed)
+        disc_checkpoint=str(t.disc_checkpoint) if t.disc_checkpoint else None, seed=t.seed,
+        weight_temporal=t.weight_temporal)
     if init_state_dict is not None:
         module.generator.load_state_dict(init_state_dict)
     datamodule = StylizerDataModule(dataset_dir, patch_size=patch, batch_size=batch, total_steps=n_paired + n_adv,
