@@ -13,6 +13,11 @@ strip of the same frame; training on small random patches (``train.few_shot_patc
     .venv/bin/python benchmarks/bench_quality.py --threads 2        # an idle 2-core machine
     .venv/bin/python benchmarks/bench_quality.py --few-shot --skip-preset
     .venv/bin/python benchmarks/bench_quality.py --preset tiny --steps 50
+    .venv/bin/python benchmarks/bench_quality.py --flicker                        # + flicker of the trained model
+    .venv/bin/python benchmarks/bench_quality.py --flicker --release export/<id>  # flicker of a release's models
+
+``--flicker`` measures temporal stability (``mobile_pipeline/quality/flicker.py``): flicker on
+synthetic pan clips with sensor noise, beside the input's own and the cartoon teacher's.
 
 ``--threads 1`` is the default because on a shared machine two OpenMP threads that spin for
 a core another process holds are ~5-10x slower than one; on an idle machine use 2.
@@ -76,6 +81,10 @@ def bench_preset(args: argparse.Namespace, work: Path) -> None:
                      [[h["step"], f"{h['seconds']:.0f}", f"{h['psnr_db']:.2f}", f"{h['ssim']:.3f}"] for h in m["history"]]))
     identity = _identity_psnr(data_dir)
     print(f"\nreference: the untrained identity (output = input photo) scores {identity:.2f} dB on the same images")
+    if args.flicker:
+        from mobile_pipeline.quality.flicker import checkpoint_report
+
+        print(f"\nflicker of the trained generator (256 px frames):\n{checkpoint_report([(m['arch'][:40], result.checkpoint)])}")
 
 
 def _identity_psnr(data_dir: Path) -> float:
@@ -153,7 +162,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--few-shot-side", type=int, default=256, help="keyframe max side")
     parser.add_argument("--few-shot-arch", default="stylizer-tiny")
     parser.add_argument("--progress", action="store_true", help="show training progress bars")
+    parser.add_argument("--flicker", action="store_true", help="also measure flicker (temporal stability)")
+    parser.add_argument("--release", type=Path, default=None,
+                        help="with --flicker: measure this release's models per tier instead of training")
     args = parser.parse_args(argv)
+    if args.release is not None:
+        if not args.flicker:
+            parser.error("--release goes with --flicker")
+        from mobile_pipeline.quality.flicker import release_report
+
+        print(f"== flicker: release {args.release}\n{release_report(args.release)}")
+        return 0
 
     import torch
 

@@ -85,3 +85,42 @@ def test_bad_inputs_are_refused(photo):
     clips = bundled_clips(32, SPEC, photos=[photo])
     with pytest.raises(ValueError, match="keep the size"):
         clip_flicker(lambda f: f[:16], clips)
+
+
+def _tiny_onnx_release(root):
+    """root/cpu/: a hand-made 32 px ONNX model (a 1x1 colour conv) and its passed report.json."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from mobile_pipeline.exporters.report import ArtifactReport, OpCheck, ParityResult, TensorSpec
+    from mobile_pipeline.utils.atomic import sha256_file
+
+    weight = numpy_helper.from_array((np.eye(3, dtype=np.float32) * 0.8)[:, :, None, None], "w")
+    graph = helper.make_graph([helper.make_node("Conv", ["image", "w"], ["out"])], "g",
+                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 32, 32])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 3, 32, 32])], [weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    (root / "cpu").mkdir(parents=True)
+    path = root / "cpu" / "cpu_fp32.onnx"
+    onnx.save(model, str(path))
+    spec = TensorSpec(name="image", shape=[1, 3, 32, 32], layout="NCHW", dtype="float32")
+    report = ArtifactReport(artifact=path.name, format="onnx", precision="fp32", tier="cpu", sha256=sha256_file(path),
+                            bytes=path.stat().st_size, input=spec, output=spec.model_copy(update={"name": "out"}),
+                            runtime="onnxruntime", parity=ParityResult(runnable=True, gate_db=30.0, passed=True),
+                            op_check=OpCheck(passed=True), passed=True)
+    (root / "cpu" / "cpu_fp32.onnx.report.json").write_text(report.model_dump_json())
+
+
+def test_release_flicker_and_report_section(tmp_path):
+    """A release folder with a passed artifact: the report section and the bench text."""
+    from mobile_pipeline.quality.flicker import release_report
+    from mobile_pipeline.report import flicker_section
+
+    _tiny_onnx_release(tmp_path)
+    section = flicker_section(tmp_path, ["cpu", "gpu"])  # gpu has no folder: nothing to measure there
+    assert "<h2>Flicker on video</h2>" in section["html"] and "<td>onnx fp32</td>" in section["html"]
+    assert "| cpu | onnx fp32 | 32x32 |" in section["md"]
+    # A per-pixel colour map passes the noise through (x0.8): steadier than the input, by that factor.
+    text = release_report(tmp_path)
+    assert "onnx fp32" in text and "flicker-v1" in text and "every model is steadier than its input" in text

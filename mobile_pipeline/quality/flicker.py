@@ -393,3 +393,37 @@ def describe(spec: ClipSpec = DEFAULT_CLIP, photos: int | None = None) -> str:
             f"px/frame, fresh noise sigma {spec.noise_sigma:g} per frame; flicker = mean |motion-compensated frame "
             f"difference| in grey levels (0-255), flips % = pixels whose luma jumps > {spec.flip_levels:g} levels; "
             f"x input < 1 means steadier than the camera")
+
+
+def summary_line(rows: Sequence[FlickerRow]) -> str:
+    """Whether every model is steadier than its input, and the worst ratio."""
+    if not rows:
+        return "no runnable model measured"
+    worst = max(rows, key=lambda r: r.vs_input)
+    verdict = "every model is steadier than its input" if all(r.steadier_than_input for r in rows) else (
+        f"{sum(not r.steadier_than_input for r in rows)} of {len(rows)} models flicker more than their input")
+    return f"{verdict}; worst: {worst.tier or '-'} {worst.label} at {worst.vs_input:.2f}x the input"
+
+
+def release_report(root: str | Path, tiers: Sequence[str] | None = None, markdown: bool = False) -> str:
+    """The flicker table of a release's passed artifacts, with how it was measured (text)."""
+    skipped: list[str] = []
+    rows = release_flicker(root, tiers, skipped=skipped)
+    lines = [format_table(rows, markdown=markdown), "", summary_line(rows), describe(photos=bundled_photo_count())]
+    lines += [f"not measured: {line}" for line in skipped]
+    return "\n".join(lines)
+
+
+def checkpoint_report(checkpoints: Sequence[tuple[str, str | Path]], size: int = 256, markdown: bool = False) -> str:
+    """The flicker table of generator checkpoints ``(label, path)`` run on ``size`` px frames."""
+    from mobile_pipeline.exporters.runtimes import TorchRunner
+
+    cache = ReferenceCache()
+    rows = [runner_flicker(label, TorchRunner(Path(path)), cache, size=size) for label, path in checkpoints]
+    return "\n".join([format_table(rows, markdown=markdown), "", summary_line(rows), describe(photos=bundled_photo_count())])
+
+
+def bundled_photo_count() -> int:
+    from mobile_pipeline.data.sources import BUNDLED_PHOTOS
+
+    return len(BUNDLED_PHOTOS)

@@ -159,8 +159,7 @@ class StylizerModule(pl.LightningModule):
         if self.hparams.weight_temporal > 0:  # video steadiness: a shifted, re-noised view agrees
             from mobile_pipeline.train.temporal import temporal_consistency_loss
 
-            temporal = temporal_consistency_loss(self.generator, batch["photos"], pyramid[-1], step=step,
-                                                 seed=self.hparams.seed)
+            temporal = temporal_consistency_loss(self.generator, batch["photos"], step=step, seed=self.hparams.seed)
             loss = loss + self.hparams.weight_temporal * temporal
             self.log("train/temporal", temporal.detach(), batch_size=batch["photos"].shape[0])
         if adversarial:
