@@ -45,8 +45,8 @@ def test_term_changes_the_gradient(batch):
     assert (with_term - plain).norm() > 1e-3 * plain.norm()
 
 
-def test_batchnorm_runs_on_running_statistics(batch):
-    """Both passes use BatchNorm's running statistics, which they leave untouched, and the mode is restored."""
+def test_running_statistics_are_left_untouched(batch):
+    """The term's extra train-mode passes leave BatchNorm's running statistics as they were."""
     generator, photos, _ = batch
     generator.train()
     before = {k: v.clone() for k, v in generator.state_dict().items() if "running" in k}
