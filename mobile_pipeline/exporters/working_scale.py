@@ -25,7 +25,6 @@ same. ``bilinear`` (plain upsampling of the stylized image) is kept for comparis
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -217,10 +216,3 @@ def _tier_resolution(tier: str) -> int | None:
         return None
     return int(spec.resolution) if spec else None
 
-
-def scale_factor(height: int, width: int, side: int | None) -> float:
-    """Full-resolution pixels per working-scale pixel (1.0 when run at full resolution)."""
-    if side is None:
-        return 1.0
-    low_h, low_w = working_hw(height, width, side)
-    return max(height / low_h, width / low_w) if low_h and low_w else math.nan

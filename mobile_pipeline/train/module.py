@@ -154,14 +154,18 @@ class StylizerModule(pl.LightningModule):
         if adversarial and not self.disc_ready:
             self._sync_discriminator_backbone()
 
-        terms, pyramid = self._common_step(batch["photos"], batch["targets"], "train")
-        loss = terms["loss"]
-        if self.hparams.weight_temporal > 0:  # video steadiness: a shifted, re-noised view agrees
-            from mobile_pipeline.train.temporal import temporal_consistency_loss
+        photos, targets, views = batch["photos"], batch["targets"], None
+        if self.hparams.weight_temporal > 0:  # video steadiness: shifted, re-noised views must agree
+            from mobile_pipeline.train.temporal import add_temporal_views
 
-            temporal = temporal_consistency_loss(self.generator, batch["photos"], step=step, seed=self.hparams.seed)
+            photos, targets, views = add_temporal_views(photos, targets, factor=self.generator.spec.downsample_factor,
+                                                        step=step, seed=self.hparams.seed)
+        terms, pyramid = self._common_step(photos, targets, "train")
+        loss = terms["loss"]
+        if views is not None:
+            temporal = views.consistency(pyramid[-1])
             loss = loss + self.hparams.weight_temporal * temporal
-            self.log("train/temporal", temporal.detach(), batch_size=batch["photos"].shape[0])
+            self.log("train/temporal", temporal.detach(), batch_size=photos.shape[0])
         if adversarial:
             opt_d = optimizers[1]
             fake = pyramid[-1]

@@ -1,119 +1,127 @@
-"""Temporal consistency term: the output of a shifted, re-noised input should be the shifted output.
+"""Temporal consistency: the output of a shifted, re-noised input should be the shifted output.
 
 Why: a camera effect runs on video. Between two frames the scene moves a little and the
 sensor noise is new; a stylizer that is steady on video gives the same output for the moved
 content. The residual generator (output = input + head) passes sensor noise straight
-through, and its stride-2 encoder is not shift-equivariant, so without this term the
-models flicker more than the camera itself (``quality/flicker.py`` measures it).
+through, and its stride-2 encoder is not shift-equivariant, so without this the models
+flicker about twice as much as the camera itself (``quality/flicker.py`` measures it).
 
-How (cheap by design, a few lines in ``StylizerModule.training_step``):
+How (``train.weight_temporal`` > 0; a few lines in ``StylizerModule.training_step``):
 
-* a part of the batch (``fraction``, default a quarter) gets a second view: the same patch
-  cropped ``factor`` pixels smaller at a random offset ``(dy, dx)`` in ``[0, factor)``
-  (``factor`` = the generator's downsample factor, so the crop is a valid input size and the
-  content moves against every stride-2 grid), plus fresh Gaussian noise of a random
-  strength up to ``noise_max`` (4 grey levels: the flicker benchmark's sensor noise is 2);
-* the generator runs on the view and its output is pulled (L1) towards the same window of
-  its output on the clean patch, which is detached: the clean output stays what the paired
-  losses make it, only the noisy, moved view is taught to agree with it;
-* both of these passes run on the same sub-batch in train mode, so BatchNorm normalises
-  them with (almost) the same statistics, and BatchNorm's running statistics are restored
-  afterwards, so the extra passes leave no trace in them. Two designs measured worse on
-  stylizer-tiny (600 demo steps): comparing with the main batch's output (normalised with
-  the whole batch's statistics) made the outputs differ by the statistics of two patches
-  rather than by the motion, and cost 1.8 dB of held-out PSNR; running both passes in eval
-  mode let the term be satisfied by driving the running statistics away from the batch
-  statistics (at weight 3 the eval-mode output collapsed to a flat image, 6.6 dB);
-* a ``margin`` is left out at the view's borders, where its padding sees other context than
-  the full patch does (agreement there is neither possible nor wanted).
+* :func:`add_temporal_views` crops every patch of the step's batch ``factor`` pixels
+  smaller (``factor`` = the generator's downsample factor, so the crop is a valid input
+  size) and appends *views*: for a part of the batch (``fraction``, a quarter), the same
+  patch cropped at a random offset ``(dy, dx)`` in ``[0, factor)`` (the content moves
+  against every stride-2 grid of the network) plus fresh Gaussian noise of a random
+  strength up to ``noise_max`` (4 grey levels; the flicker benchmark's sensor noise is 2),
+  each with its exact target crop;
+* the generator runs once on the whole enlarged batch: the views are paired samples like
+  any other (noisy input, clean teacher target: the model learns to drop the noise);
+* :meth:`TemporalViews.consistency` pulls each view's output (L1) towards the same window of
+  its clean patch's output, which is detached (the clean output stays what the paired
+  losses make it), leaving out a ``margin`` at the borders, where a crop's padding sees
+  other context than the full patch.
+
+One forward pass, so BatchNorm normalises views and clean patches with the same batch
+statistics: two earlier designs ran the views as separate passes and were measured worse
+on stylizer-small (demo recipe, 950 steps): separate train-mode passes on the sub-batch
+normalise with two patches' statistics, and the term (weight 3) cost 1.7 dB of held-out
+PSNR; eval-mode passes let the term be met by driving the running statistics away from the
+batch statistics (the eval output of stylizer-tiny collapsed to a flat image). The shared
+pass also makes the term cheap: (8 + 2) crops of 88 px cost ~5% more than 8 patches of 96.
 
 Whole-pixel offsets keep the comparison exact (no interpolation blur in the target). The
-offsets and noise of step ``s`` are a pure function of ``(seed, s)``, like the data stream,
-so a resumed run is identical to an uninterrupted one.
+offsets and the noise of step ``s`` are a pure function of ``(seed, s)``, like the data
+stream, so a resumed run is identical to an uninterrupted one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-#: Default share of the batch that gets the shifted, noisy view (the term's cost).
+#: Default share of the batch that gets a shifted, noisy view.
 TEMPORAL_FRACTION = 0.25
-#: Default upper bound of the view's noise std, in [0, 1] units (4 grey levels).
+#: Default upper bound of the views' noise std, in [0, 1] units (4 grey levels).
 TEMPORAL_NOISE_MAX = 4.0 / 255.0
-#: Default border pixels of the view left out of the comparison.
+#: Default border pixels of a view left out of the comparison.
 TEMPORAL_MARGIN = 8
 #: Mixes the step into the seed so different runs' streams do not overlap.
 _SEED_STRIDE = 1_000_003
 
 
-def temporal_consistency_loss(generator: nn.Module, photos: Tensor, *, step: int, seed: int = 0,
-                              fraction: float = TEMPORAL_FRACTION, noise_max: float = TEMPORAL_NOISE_MAX,
-                              margin: int = TEMPORAL_MARGIN) -> Tensor:
-    """L1 between the generator's output on a shifted, re-noised crop and the same crop of its clean output.
+@dataclass(frozen=True)
+class TemporalViews:
+    """Where the views sit in the enlarged batch, to compare their outputs with the clean ones.
+
+    Attributes:
+        count: views appended after the ``len(batch) - count`` clean crops; view ``i`` shows
+            clean patch ``i``.
+        dy, dx: the views' offset against the clean crops, pixels.
+        margin: border pixels left out of the comparison.
+    """
+
+    count: int
+    dy: int
+    dx: int
+    margin: int
+
+    def consistency(self, output: Tensor) -> Tensor:
+        """Mean L1 between each view's output and the same window of its clean crop's (detached) output."""
+        clean, moved = output[: self.count], output[output.shape[0] - self.count:]
+        height, width = output.shape[-2:]
+        m, dy, dx = self.margin, self.dy, self.dx
+        # Clean-crop pixel (y, x) shows what view pixel (y - dy, x - dx) shows.
+        anchor = clean[..., dy + m:height - m, dx + m:width - m].detach()
+        seen = moved[..., m:height - m - dy, m:width - m - dx]
+        return (seen - anchor).abs().mean()
+
+
+def add_temporal_views(photos: Tensor, targets: Tensor, *, factor: int, step: int, seed: int = 0,
+                       fraction: float = TEMPORAL_FRACTION, noise_max: float = TEMPORAL_NOISE_MAX,
+                       margin: int = TEMPORAL_MARGIN, max_shift: int | None = None
+                       ) -> tuple[Tensor, Tensor, TemporalViews]:
+    """The step's batch cropped ``factor`` px smaller, with shifted, noisy views appended.
 
     Args:
-        generator: the generator being trained (``generator.spec.downsample_factor`` is read).
-        photos: the step's input patches, N,3,H,W in [0, 1]; H and W multiples of the factor.
-        step: the training step; with ``seed`` it fixes the offsets and the noise.
-        fraction: share of the batch that gets the second view (at least one patch).
-        noise_max: the view's noise std is drawn uniformly in ``[0, noise_max]`` per patch.
-        margin: border pixels of the view left out (capped at a quarter of the view's side).
+        photos, targets: the step's paired patches, N,3,H,W in [0, 1]; H and W multiples of
+            ``factor``.
+        factor: the generator's downsample factor.
+        step: the training step; with ``seed`` it fixes the offset and the noise.
+        fraction: share of the batch that gets a view (at least one patch).
+        noise_max: each view's noise std is drawn uniformly in ``[0, noise_max]``.
+        margin: border pixels left out of the comparison (capped so some pixels remain).
+        max_shift: offsets are drawn in ``[0, max_shift)`` (default ``factor``); 1 = no
+            motion, noise only (for ablations).
+
+    Returns:
+        ``(photos, targets, views)``: N + count crops of (H - factor) x (W - factor).
 
     Raises:
-        ValueError: not an N,3,H,W batch, or patches smaller than twice the downsample factor.
+        ValueError: mismatched shapes, or patches smaller than twice ``factor``.
     """
-    if photos.ndim != 4 or photos.shape[1] != 3:
-        raise ValueError(f"photos must be an N,3,H,W batch, got shape {tuple(photos.shape)}")
+    if photos.ndim != 4 or photos.shape[1] != 3 or photos.shape != targets.shape:
+        raise ValueError(f"photos {tuple(photos.shape)} and targets {tuple(targets.shape)} must be equal N,3,H,W batches")
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
-    factor = int(generator.spec.downsample_factor)
     height, width = photos.shape[-2:]
-    view_h, view_w = height - factor, width - factor
-    if view_h < factor or view_w < factor:
-        raise ValueError(f"patches of {height}x{width} px are too small for the temporal term; it needs at least "
+    crop_h, crop_w = height - factor, width - factor
+    if crop_h < factor or crop_w < factor:
+        raise ValueError(f"patches of {height}x{width} px are too small for the temporal views; they need at least "
                          f"{2 * factor} px (twice the downsample factor {factor})")
     count = max(1, round(photos.shape[0] * fraction))
     rng = torch.Generator().manual_seed(int(seed) * _SEED_STRIDE + int(step))
-    dy, dx = (int(v) for v in torch.randint(0, factor, (2,), generator=rng))
-    if dy == 0 and dx == 0:  # no motion would test noise only; move one pixel
+    limit = factor if max_shift is None else max(1, min(int(max_shift), factor))
+    dy, dx = (int(v) for v in torch.randint(0, limit, (2,), generator=rng))
+    if dy == 0 and dx == 0 and limit > 1:  # no motion would test the noise only; move one pixel
         dx = 1
     sigma = torch.rand(count, 1, 1, 1, generator=rng) * noise_max
-    noise = torch.randn(count, 3, view_h, view_w, generator=rng) * sigma
-    clean = photos[:count]
-    view = clean[:, :, dy:dy + view_h, dx:dx + view_w]
-    view = (view + noise.to(device=photos.device, dtype=photos.dtype)).clamp(0.0, 1.0)
-    with _frozen_batchnorm_statistics(generator):  # see the module docstring
-        with torch.no_grad():
-            anchor = generator(clean)[:, :, dy:dy + view_h, dx:dx + view_w]
-        moved = generator(view)
-    m = min(int(margin), view_h // 4, view_w // 4)
-    if m:
-        moved, anchor = moved[..., m:-m, m:-m], anchor[..., m:-m, m:-m]
-    return (moved - anchor).abs().mean()
-
-
-@contextmanager
-def _frozen_batchnorm_statistics(module: nn.Module) -> Iterator[None]:
-    """BatchNorm's running statistics stay as they are during train-mode passes.
-
-    Momentum 0 makes each pass's update a no-op (``(1 - 0) * running + 0 * batch``); the
-    statistics are not copied back afterwards because autograd keeps them for the backward
-    pass and would refuse a tensor changed after it was saved. The batch counter (not used
-    in backward) is restored.
-    """
-    norms = [bn for bn in module.modules()
-             if isinstance(bn, nn.modules.batchnorm._BatchNorm) and bn.track_running_stats and bn.running_mean is not None]
-    saved = [(bn.momentum, bn.num_batches_tracked.clone()) for bn in norms]
-    for bn in norms:
-        bn.momentum = 0.0
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for bn, (momentum, count) in zip(norms, saved):
-                bn.momentum = momentum
-                bn.num_batches_tracked.copy_(count)
+    noise = (torch.randn(count, 3, crop_h, crop_w, generator=rng) * sigma).to(photos.device, photos.dtype)
+    view_photos = (photos[:count, :, dy:dy + crop_h, dx:dx + crop_w] + noise).clamp(0.0, 1.0)
+    view_targets = targets[:count, :, dy:dy + crop_h, dx:dx + crop_w]
+    m = max(0, min(int(margin), (crop_h - dy) // 4, (crop_w - dx) // 4))
+    out_photos = torch.cat([photos[..., :crop_h, :crop_w], view_photos])
+    out_targets = torch.cat([targets[..., :crop_h, :crop_w], view_targets])
+    return out_photos, out_targets, TemporalViews(count=count, dy=dy, dx=dx, margin=m)
