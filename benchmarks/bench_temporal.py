@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="total steps (default: the preset's)")
     parser.add_argument("--size", type=int, default=256, help="flicker clip side (default 256, the cpu/dsp tier's)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0, help="train.seed (patch stream and initialisation)")
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args(argv)
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         for arch in archs:
             for weight in weights:
                 cfg = preset_config(args.preset, train={**steps, "arch": arch, "weight_temporal": weight,
-                                                        "num_threads": args.threads})
+                                                        "num_threads": args.threads, "seed": args.seed})
                 started = time.perf_counter()
                 result = train_stylizer(cfg, data_dir, work / f"{arch}_w{weight:g}", progress=args.progress)
                 wall = time.perf_counter() - started
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                              f"{m['psnr_db']:.2f}", f"{m['ssim']:.3f}", f"{row.score.mad:.2f}",
                              f"{row.score.flips_pct:.2f}", f"{row.vs_input:.2f}", f"{row.vs_teacher:.2f}"])
                 print(f"done: {arch} weight_temporal={weight:g} in {wall:.0f} s", file=sys.stderr, flush=True)
-    print(f"\n== temporal consistency term: preset {args.preset}, torch threads {args.threads} "
+    print(f"\n== temporal consistency term: preset {args.preset}, seed {args.seed}, torch threads {args.threads} "
           f"(wall-clock: a shared machine's load inflates it; compare within the table)")
     print(_table(["arch", "weight_temporal", "steps", "train s", "s/step", "PSNR dB", "SSIM", "flicker",
                   "flips %", "x input", "x teacher"], rows))

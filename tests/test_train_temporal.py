@@ -28,12 +28,15 @@ def batch():
 def test_views_show_the_same_content_moved(batch):
     _, photos, targets = batch
     out_p, out_t, views = add_temporal_views(photos, targets, factor=FACTOR, step=3, noise_max=0.0)
-    assert out_p.shape == out_t.shape == (5, 3, 28, 28) and views.count == 1
-    assert (views.dy, views.dx) != (0, 0) and 0 <= views.dy < FACTOR and 0 <= views.dx < FACTOR
-    # Without noise, a view is its clean crop moved by (dy, dx): an identity "model" scores exactly 0.
+    assert out_p.shape == out_t.shape == (5, 3, 32, 32) and views.count == 1
+    torch.testing.assert_close(out_p[:4], photos)  # the batch itself is trained unchanged
+    torch.testing.assert_close(out_t[:4], targets)
+    dy, dx = views.dy, views.dx
+    assert (dy, dx) != (0, 0) and 0 <= dy < FACTOR and 0 <= dx < FACTOR
+    # Without noise, a view is its patch moved by (dy, dx): an identity "model" scores exactly 0.
     assert views.consistency(out_p).item() == 0.0
-    # The view's target is the target crop at the same place.
-    torch.testing.assert_close(out_t[-1], targets[0, :, views.dy:views.dy + 28, views.dx:views.dx + 28])
+    # The view's target is moved the same way.
+    torch.testing.assert_close(out_t[-1][:, :32 - dy, :32 - dx], targets[0, :, dy:, dx:])
     noisy, _, _ = add_temporal_views(photos, targets, factor=FACTOR, step=3)
     assert (noisy[-1] - out_p[-1]).abs().max() > 0  # fresh noise on the view only
     torch.testing.assert_close(noisy[:4], out_p[:4])
@@ -58,7 +61,7 @@ def test_term_changes_the_gradient(batch):
 
 
 def test_clean_outputs_are_the_anchor(batch):
-    """Only the shifted, noisy views are pulled: the clean crops' outputs get no gradient from the term."""
+    """Only the shifted, noisy views are pulled: the patches' own outputs get no gradient from the term."""
     generator, photos, targets = batch
     out_p, _, views = add_temporal_views(photos, targets, factor=FACTOR, step=1)
     output = generator(out_p).detach().requires_grad_(True)
@@ -80,7 +83,7 @@ def test_bad_shapes_are_refused(batch):
     _, photos, targets = batch
     with pytest.raises(ValueError, match="equal N,3,H,W"):
         add_temporal_views(photos, targets[:2], factor=FACTOR, step=0)
-    with pytest.raises(ValueError, match="too small"):
+    with pytest.raises(ValueError, match="weight_temporal: 0"):
         add_temporal_views(photos[..., :6, :6], targets[..., :6, :6], factor=FACTOR, step=0)
 
 
