@@ -10,6 +10,11 @@ training seconds per step (the term's cost), and flicker on the synthetic pan cl
     .venv/bin/python benchmarks/bench_temporal.py --arch stylizer-tiny stylizer-small --steps 300
     .venv/bin/python benchmarks/bench_temporal.py --weights 0 0.5 1 2 --steps 300
 
+``--antialias`` is a prototype for ``nets/`` (not in the package): every stride-2 conv of the
+encoder gets a fixed [1, 2, 1] x [1, 2, 1] / 16 depthwise blur in front (anti-aliased
+downsampling, Zhang 2019), by wrapping ``build_generator`` in this process only. Most of the
+models' flicker is aliasing in those strided convs; this measures how much blurring removes.
+
 Seconds per step are wall-clock: on a shared machine they move with the others' load, so
 run the weights back to back (they are) and compare ratios.
 """
@@ -30,6 +35,35 @@ def _table(headers: list[str], rows: list[list[object]]) -> str:
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in cells)])
 
 
+def _antialias_encoders() -> None:
+    """Prototype: a fixed blur before every stride-2 encoder conv of every generator built from now on."""
+    import torch
+    from torch import nn
+
+    import mobile_pipeline.nets.generator as generator_module
+
+    class Blur(nn.Module):
+        def __init__(self, channels: int) -> None:
+            super().__init__()
+            k = torch.tensor([1.0, 2.0, 1.0])
+            self.register_buffer("kernel", ((k[:, None] * k[None, :]) / 16).expand(channels, 1, 3, 3).clone())
+            self.channels = channels
+
+        def forward(self, x):
+            return nn.functional.conv2d(nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"), self.kernel,
+                                        groups=self.channels)
+
+    build = generator_module.build_generator
+
+    def build_blurred(spec):
+        generator = build(spec)
+        for block in generator.encoder:
+            block[0] = nn.Sequential(Blur(block[0].in_channels), block[0])
+        return generator
+
+    generator_module.build_generator = build_blurred  # train/, checkpoint loading import it at call time
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="demo")
@@ -41,8 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0, help="train.seed (patch stream and initialisation)")
     parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--antialias", action="store_true", help="prototype: blur before every stride-2 encoder conv")
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args(argv)
+    if args.antialias:
+        _antialias_encoders()
 
     import torch
 
@@ -86,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
                              f"{m['psnr_db']:.2f}", f"{m['ssim']:.3f}", f"{row.score.mad:.2f}",
                              f"{row.score.flips_pct:.2f}", f"{row.vs_input:.2f}", f"{row.vs_teacher:.2f}"])
                 print(f"done: {arch} weight_temporal={weight:g} in {wall:.0f} s", file=sys.stderr, flush=True)
-    print(f"\n== temporal consistency term: preset {args.preset}, seed {args.seed}, torch threads {args.threads} "
+    print(f"\n== temporal consistency term: preset {args.preset}, seed {args.seed}, torch threads {args.threads}"
+          f"{', anti-aliased encoder (prototype)' if args.antialias else ''} "
           f"(wall-clock: a shared machine's load inflates it; compare within the table)")
     print(_table(["arch", "weight_temporal", "steps", "train s", "s/step", "PSNR dB", "SSIM", "flicker",
                   "flips %", "x input", "x teacher"], rows))

@@ -45,7 +45,7 @@ import torch
 from torch import Tensor
 
 #: Default share of the batch that gets a shifted, noisy view.
-TEMPORAL_FRACTION = 0.25
+TEMPORAL_FRACTION = 0.125
 #: Default upper bound of the views' noise std, in [0, 1] units (4 grey levels).
 TEMPORAL_NOISE_MAX = 4.0 / 255.0
 #: Default border pixels of a view left out of the comparison.
