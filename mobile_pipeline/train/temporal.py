@@ -9,8 +9,9 @@ flicker about twice as much as the camera itself (``quality/flicker.py`` measure
 How (``train.weight_temporal`` > 0; a few lines in ``StylizerModule.training_step``):
 
 * :func:`add_temporal_views` appends *views* to the step's batch: for a part of it
-  (``fraction``, a quarter), the same patch moved by a random offset ``(dy, dx)`` in
-  ``[0, factor)`` (``factor`` = the generator's downsample factor, so the content moves
+  (``fraction``, an eighth: one view per 8 patches in the demo recipe), the same patch
+  moved by a random offset ``(dy, dx)`` in ``[0, factor)`` (``factor`` = the generator's
+  downsample factor, so the content moves
   against every stride-2 grid of the network; the strip that moves in is filled by edge
   replication and never compared) plus fresh Gaussian noise of a random strength up to
   ``noise_max`` (4 grey levels; the flicker benchmark's sensor noise is 2), each with its
@@ -25,12 +26,14 @@ How (``train.weight_temporal`` > 0; a few lines in ``StylizerModule.training_ste
 One forward pass, so BatchNorm normalises views and patches with the same batch
 statistics. Two earlier designs ran the views as separate passes and were measured worse on
 stylizer-small (demo recipe, 950 steps): separate train-mode passes normalise with two
-patches' statistics, and at weight 3 the term cost 1.7 dB of held-out PSNR (0.7 dB here);
+patches' statistics, and at weight 3 the term cost 1.7 dB of held-out PSNR (0.5 dB here);
 eval-mode passes let the term be met by driving the running statistics away from the batch
 statistics (the eval output of stylizer-tiny collapsed to a flat image). A third design
 cropped every patch ``factor`` px smaller to make room for the offset: cheap, but it took a
 quarter of the pixels from 16 px few-shot patches and the few-shot test stopped learning.
-The cost is the views' share of the batch: +25% of the generator's compute at a quarter.
+The cost is the views' share of the batch: +12.5% of the generator's compute at an eighth;
+a quarter measured the same flicker and still-image quality (benchmarks/bench_temporal.py,
+docs/benchmarks.md) at twice the cost.
 
 Whole-pixel offsets keep the comparison exact (no interpolation blur in the target). The
 offsets and the noise of step ``s`` are a pure function of ``(seed, s)``, like the data
