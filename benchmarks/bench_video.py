@@ -34,6 +34,13 @@ def _table(headers: list[str], rows: list[list[object]]) -> str:
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in cells)])
 
 
+def _spec_name(arch: str) -> str:
+    """The registered name of an architecture string, else the string."""
+    from mobile_pipeline.nets.registry import get_spec, list_specs
+
+    return next((name for name in list_specs() if get_spec(name).to_string() == arch), arch)
+
+
 def make_clip(path: Path, photo: str, frames: int, size: tuple[int, int], fps: float, spec) -> None:
     """A pan over a bundled photo with sensor noise, written as MP4."""
     import cv2
@@ -110,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             kept = (info_in.frames, info_in.fps, info_in.width, info_in.height) == \
                    (info_out.frames, info_out.fps, info_out.width, info_out.height)
             score = flicker_score(np.stack(list(iter_frames(out))), spec)
-            rows.append([count, ",".join(map(str, indices)), metrics["arch"][:24], metrics["paired_steps"],
+            rows.append([count, ",".join(map(str, indices)), _spec_name(metrics["arch"]), metrics["paired_steps"],
                          f"{metrics['train_seconds']:.0f}", f"{metrics['psnr_db']:.2f}",
                          fps_line.rsplit("=", 1)[1].strip(), f"{wall:.0f}", "yes" if kept else "NO",
                          f"{score.mad:.2f}", f"{input_flicker.mad:.2f}", f"{teacher_flicker.mad:.2f}"])
