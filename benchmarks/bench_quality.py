@@ -84,7 +84,7 @@ def bench_preset(args: argparse.Namespace, work: Path) -> None:
     if args.flicker:
         from mobile_pipeline.quality.flicker import checkpoint_report
 
-        print(f"\nflicker of the trained generator (256 px frames):\n{checkpoint_report([(m['arch'][:40], result.checkpoint)])}")
+        print(f"\nflicker of the trained generator (256 px frames):\n{checkpoint_report([(cfg.train.arch, result.checkpoint)])}")
 
 
 def _identity_psnr(data_dir: Path) -> float:

@@ -68,9 +68,10 @@ class TrainConfig(_Section):
     weight_edge: float = Field(0.5, ge=0)
     weight_adv: float = Field(0.05, ge=0)
     weight_temporal: float = Field(
-        1.0, ge=0, description="Temporal consistency (train/temporal.py): shifted, re-noised views of an eighth of the "
-                               "batch must give the shifted output; 0 = off. Demo recipe, 2 seeds: 19-29% less flicker "
-                               "on video, held-out PSNR +0.04/+0.09 dB, ~15% more step time.")
+        0.0, ge=0, description="Temporal consistency (train/temporal.py): shifted, re-noised views of an eighth of the "
+                               "batch must give the shifted output; 0 = off. On (1) in the demo and full presets: the "
+                               "demo recipe flickers 19-29% less on video at no held-out PSNR cost (2 seeds); off by "
+                               "default because short runs and few-shot training lose 0.1-1.4 dB with it.")
     disc_checkpoint: Path | None = Field(None, description="Local checkpoint of a pretrained feature backbone for the discriminator.")
     few_shot: bool = Field(False, description="Few-shot mode: train on 1-3 keyframe pairs with small random patches.")
     few_shot_patch_size: int = Field(32, ge=16, le=256, description="Patch side in few-shot mode (small patches, many per batch).")
@@ -216,8 +217,9 @@ _PRESETS: dict[str, dict[str, Any]] = {
         "data": {"max_side": 384, "val_fraction": 0.4},
         # benchmarks/bench_quality.py, 2 threads: 900 + 50 steps train in ~3.5 minutes (budget 5) and
         # reach ~20.1 dB held-out; 300 + 50 stop at ~19.5 dB.
+        # weight_temporal: benchmarks/bench_temporal.py, 2 seeds: flicker -19% / -29%, held-out PSNR +0.04 / +0.09 dB.
         "train": {"arch": "stylizer-small", "paired_steps": 900, "adversarial_steps": 50, "batch_size": 8,
-                  "patch_size": 96, "checkpoint_every": 100, "val_every": 100},
+                  "patch_size": 96, "checkpoint_every": 100, "val_every": 100, "weight_temporal": 1.0},
         "search": {"resolution": 256, "supernet_steps": 150, "batch_size": 8, "patch_size": 64, "eval_size": 128,
                    "eval_images": 4, "population": 12, "sample_size": 4, "trials": 40, "finetune_steps": 60},
         "export": {"calibration_images": 8, "validation_images": 4},
@@ -227,7 +229,8 @@ _PRESETS: dict[str, dict[str, Any]] = {
         "data": {"max_side": 1024},
         "train": {"arch": "stylizer-large", "paired_steps": 40000, "adversarial_steps": 20000, "batch_size": 32,
                   "patch_size": 256, "checkpoint_every": 2000, "val_every": 1000, "accelerator": "auto",
-                  "devices": "auto", "num_workers": 8, "precision": "16-mixed", "tensorboard": True},
+                  "devices": "auto", "num_workers": 8, "precision": "16-mixed", "tensorboard": True,
+                  "weight_temporal": 1.0},
         "search": {"space": "wide", "resolution": 512, "supernet_steps": 20000, "batch_size": 32, "patch_size": 128, "eval_size": 256,
                    "eval_images": 16, "n_random": 2, "bn_batches": 8, "population": 64, "sample_size": 16,
                    "trials": 1000, "finetune_steps": 5000},

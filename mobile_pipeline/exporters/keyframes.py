@@ -30,6 +30,11 @@ STYLED_SUFFIX = "_styled"
 FEWSHOT_STEPS = 300
 #: Each keyframe keeps a held-out strip for the reported score; small, so most pixels train.
 FEWSHOT_VAL_FRACTION = 0.1
+#: The temporal term is off in few-shot runs without a --config (with one, its value or its
+#: preset's applies): it cut the output
+#: clip's flicker by ~30% (benchmarks/bench_video.py) but cost 0.2-1.1 dB on the keyframes'
+#: held-out strips there and 1.4 dB with clean photos as keyframes (docs/benchmarks.md).
+FEWSHOT_WEIGHT_TEMPORAL = 0.0
 _INDEX = re.compile(r"(\d+)$")
 
 
@@ -112,7 +117,8 @@ def fewshot_config(base: Any, keyframes_dir: Path, *, steps: int | None, arch: s
     """The release config of the few-shot run: keyframes teacher, few-shot patches, paired steps only.
 
     Without a user config the few-shot defaults apply (:data:`FEWSHOT_STEPS`,
-    :data:`FEWSHOT_VAL_FRACTION`); ``steps`` and ``arch`` (command-line flags) always win.
+    :data:`FEWSHOT_VAL_FRACTION`, :data:`FEWSHOT_WEIGHT_TEMPORAL`); ``steps`` and ``arch``
+    (command-line flags) always win.
     """
     from mobile_pipeline.config import build_config
 
@@ -121,6 +127,7 @@ def fewshot_config(base: Any, keyframes_dir: Path, *, steps: int | None, arch: s
     if not user_config:
         raw["data"]["val_fraction"] = FEWSHOT_VAL_FRACTION
         raw["train"]["paired_steps"] = FEWSHOT_STEPS
+        raw["train"]["weight_temporal"] = FEWSHOT_WEIGHT_TEMPORAL
     total = steps if steps is not None else raw["train"]["paired_steps"]
     raw["train"].update(few_shot=True, paired_steps=total, adversarial_steps=0, val_every=max(1, total),
                         checkpoint_every=max(1, total))
