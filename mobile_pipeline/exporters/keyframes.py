@@ -56,8 +56,8 @@ def frame_index(name: str) -> int | None:
 
 
 def extract_frames(video: Path, indices: list[int], out_dir: Path) -> list[Path]:
-    """Write the clip's frames at ``indices`` as ``NNNN.png`` (the names ``--keyframes`` understands)."""
-    from mobile_pipeline.data.images import write_png
+    """Write the clip's frames at ``indices`` as ``NNNN.png`` (the names ``--keyframes`` understands), atomically."""
+    from mobile_pipeline.exporters.stylize import _write_rgb
     from mobile_pipeline.exporters.video import read_frames
 
     if not indices or min(indices) < 0:
@@ -67,7 +67,7 @@ def extract_frames(video: Path, indices: list[int], out_dir: Path) -> list[Path]
     written = []
     for index in sorted(set(indices)):
         path = out_dir / f"{index:04d}.png"
-        write_png(path, frames[index])
+        _write_rgb(path, frames[index])
         written.append(path)
     return written
 
