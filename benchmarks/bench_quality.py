@@ -13,6 +13,11 @@ strip of the same frame; training on small random patches (``train.few_shot_patc
     .venv/bin/python benchmarks/bench_quality.py --threads 2        # an idle 2-core machine
     .venv/bin/python benchmarks/bench_quality.py --few-shot --skip-preset
     .venv/bin/python benchmarks/bench_quality.py --preset tiny --steps 50
+    .venv/bin/python benchmarks/bench_quality.py --flicker                        # + flicker of the trained model
+    .venv/bin/python benchmarks/bench_quality.py --flicker --release export/<id>  # flicker of a release's models
+
+``--flicker`` measures temporal stability (``mobile_pipeline/quality/flicker.py``): flicker on
+synthetic pan clips with sensor noise, beside the input's own and the cartoon teacher's.
 
 ``--release export/<id>`` prints the shipped quality of a release per tier and artifact (whole
 held-out photos: PSNR, SSIM, ink lines, flatness) against its reference model; ``--tiers``
@@ -84,6 +89,10 @@ def bench_preset(args: argparse.Namespace, work: Path) -> None:
                      [[h["step"], f"{h['seconds']:.0f}", f"{h['psnr_db']:.2f}", f"{h['ssim']:.3f}"] for h in m["history"]]))
     identity = _identity_psnr(data_dir)
     print(f"\nreference: the untrained identity (output = input photo) scores {identity:.2f} dB on the same images")
+    if args.flicker:
+        from mobile_pipeline.quality.flicker import checkpoint_report
+
+        print(f"\nflicker of the trained generator (256 px frames):\n{checkpoint_report([(cfg.train.arch, result.checkpoint)])}")
 
 
 def _identity_psnr(data_dir: Path) -> float:
@@ -161,12 +170,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--few-shot-side", type=int, default=256, help="keyframe max side")
     parser.add_argument("--few-shot-arch", default="stylizer-tiny")
     parser.add_argument("--progress", action="store_true", help="show training progress bars")
-    parser.add_argument("--release", type=Path, default=None, help="a release folder: its shipped quality per tier")
+    parser.add_argument("--release", type=Path, default=None,
+                        help="a release folder: its shipped quality per tier (with --flicker: its flicker per tier)")
     parser.add_argument("--tiers", action="store_true", help="the longer per-tier training study")
     parser.add_argument("--tier-steps", type=int, default=1500, help="--tiers: paired steps per tier")
     parser.add_argument("--tier-adversarial-steps", type=int, default=100, help="--tiers: adversarial steps per tier")
+    parser.add_argument("--flicker", action="store_true", help="also measure flicker (temporal stability)")
     args = parser.parse_args(argv)
-
     import torch
 
     torch.set_num_threads(args.threads)
@@ -178,6 +188,10 @@ def main(argv: list[str] | None = None) -> int:
             code = 0
             if args.release is not None:
                 code |= _quality_tiers.bench_release(args.release, args.preset, args.data, work)
+                if args.flicker:
+                    from mobile_pipeline.quality.flicker import release_report
+
+                    print(f"\n== flicker: release {args.release}\n{release_report(args.release)}")
             if args.tiers:
                 code |= _quality_tiers.bench_tiers(args.preset, args.tier_steps, args.tier_adversarial_steps,
                                                    args.threads, work)

@@ -73,6 +73,11 @@ class TrainConfig(_Section):
     distill_batch_size: int = Field(
         4, ge=0, description="Augmented photo crops without a teacher target per step when distilling "
                              "(their only target is the reference's output); 0 = paired patches only.")
+    weight_temporal: float = Field(
+        0.0, ge=0, description="Temporal consistency (train/temporal.py): shifted, re-noised views of an eighth of the "
+                               "batch must give the shifted output; 0 = off. On (1) in the demo and full presets: the "
+                               "demo recipe flickers 19-29% less on video at no held-out PSNR cost (2 seeds); off by "
+                               "default because short runs and few-shot training lose 0.1-1.4 dB with it.")
     disc_checkpoint: Path | None = Field(None, description="Local checkpoint of a pretrained feature backbone for the discriminator.")
     few_shot: bool = Field(False, description="Few-shot mode: train on 1-3 keyframe pairs with small random patches.")
     few_shot_patch_size: int = Field(32, ge=16, le=256, description="Patch side in few-shot mode (small patches, many per batch).")
@@ -307,9 +312,11 @@ _PRESETS: dict[str, dict[str, Any]] = {
         "data": {"max_side": 384, "val_fraction": 0.4},
         # The reference is the default grid's largest network, so the supernet starts from it
         # (search.warm_start) and its training reaches every tier's shipped model.
+        # weight_temporal: benchmarks/bench_temporal.py (stylizer-small, 900 + 50 steps, 2 seeds): flicker
+        # -19% / -29%, held-out PSNR +0.04 / +0.09 dB. Tier training inherits it (train/tiers.py).
         "train": {"arch": "stylizer-medium", "paired_steps": 450, "adversarial_steps": 50, "batch_size": 8,
                   "patch_size": 96, "checkpoint_every": 100, "val_every": 100, "weight_distill": 0.5,
-                  "distill_batch_size": 2},
+                  "distill_batch_size": 2, "weight_temporal": 1.0},
         "search": {"resolution": 256, "supernet_steps": 150, "batch_size": 8, "patch_size": 64, "eval_size": None,
                    # bench_search.py --ranking: at 150 steps the supernet does not rank (tau ~0), so
                    # scores within 0.3 dB count as tied and the largest tied candidate wins.
@@ -326,7 +333,8 @@ _PRESETS: dict[str, dict[str, Any]] = {
         "data": {"max_side": 1024},
         "train": {"arch": "stylizer-large", "paired_steps": 40000, "adversarial_steps": 20000, "batch_size": 32,
                   "patch_size": 256, "checkpoint_every": 2000, "val_every": 1000, "accelerator": "auto",
-                  "devices": "auto", "num_workers": 8, "precision": "16-mixed", "tensorboard": True},
+                  "devices": "auto", "num_workers": 8, "precision": "16-mixed", "tensorboard": True,
+                  "weight_temporal": 1.0},
         "search": {"space": "wide", "resolution": 512, "supernet_steps": 20000, "score_tolerance_db": 0.1, "batch_size": 32, "patch_size": 128, "eval_size": 256,
                    "eval_images": 16, "n_random": 2, "bn_batches": 8, "population": 64, "sample_size": 16,
                    "trials": 1000, "finetune_steps": 0},

@@ -2,7 +2,7 @@
 
 Per tier: the searched architecture, MACs, params, predicted and measured latency, parity and
 quality; sample stylizations of held-out photos by every variant side by side; the Pareto plot
-of the search and the latency chart of the bench.
+of the search and the latency chart of the bench; flicker on video (:func:`flicker_section`).
 """
 
 from __future__ import annotations
@@ -65,7 +65,8 @@ def write_report(out_dir: Path, *, release_id: str, inputs: dict[str, Path], cfg
     context = {"release_id": release_id, "train": train_summary, "tiers": tiers, "figures": figures,
                "manifest_models": len(manifest.get("models", [])), "preset": cfg.preset, "look": look,
                "heldout_images": len(heldout), "verification": _verification_policy(cfg.manifest.require_verified),
-               "phones": device_latency_section(tiers)}
+               "phones": device_latency_section(tiers),
+               "flicker": flicker_section(inputs["export"], cfg.search.tiers)}
     atomic_write_text(out_dir / "report.html", _render_html(context))
     atomic_write_text(out_dir / "report.md", _render_md(context))
 
@@ -259,6 +260,7 @@ def _render_html(ctx: dict[str, Any]) -> str:
             parts.append(f"<p>{esc(tier['qnn'])}</p>")
         if tier["grid"]:
             parts.append(f"<p>Held-out photos, every variant side by side:</p><img src='{tier['grid']}' alt='samples'>")
+    parts.append(ctx.get("flicker", {}).get("html", ""))
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -285,7 +287,42 @@ def _render_md(ctx: dict[str, Any]) -> str:
         if tier["grid"]:
             lines += ["", f"![samples {tier['tier']}]({tier['grid']})"]
         lines.append("")
+    lines.append(ctx.get("flicker", {}).get("md", ""))
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- flicker
+def flicker_section(export_dir: Path, tiers: Any) -> dict[str, str]:
+    """Per-tier flicker of every passed, runnable artifact, as ``{"html": ..., "md": ...}``.
+
+    Self-contained (it reads only ``export_dir/<tier>/*.report.json`` and the artifacts), so
+    it can be called from any report. Measured on synthetic pan clips with sensor noise at
+    each artifact's own resolution, beside the input's and the cartoon teacher's flicker
+    (``mobile_pipeline/quality/flicker.py``). A failure is shown in the section, not raised:
+    the rest of the report is still worth writing.
+    """
+    from mobile_pipeline.quality import flicker
+
+    title = "Flicker on video"
+    try:
+        skipped: list[str] = []
+        rows = flicker.release_flicker(export_dir, list(tiers), skipped=skipped)
+    except Exception as err:  # noqa: BLE001 - report it in the section and keep the report
+        message = f"flicker not measured: {type(err).__name__}: {err}"
+        return {"html": f"<h2>{title}</h2><p class='bad'>{html.escape(message)}</p>",
+                "md": f"## {title}\n\n{message}\n"}
+    how = flicker.describe(photos=flicker.bundled_photo_count())
+    summary = flicker.summary_line(rows)
+    parts = [f"<h2>{title}</h2><p>{html.escape(how)}.</p><table><tr>"
+             + "".join(f"<th>{html.escape(c)}</th>" for c in flicker.COLUMNS) + "</tr>"]
+    for row in rows:
+        cls = "" if row.steadier_than_input else " class='bad'"
+        parts.append(f"<tr{cls}>" + "".join(f"<td>{html.escape(c)}</td>" for c in row.cells()) + "</tr>")
+    parts.append(f"</table><p>{html.escape(summary)}</p>")
+    parts += [f"<p>not measured: {html.escape(line)}</p>" for line in skipped]
+    md = [f"## {title}", "", how + ".", "", flicker.format_table(rows, markdown=True), "", summary, ""]
+    md += [f"- not measured: {line}" for line in skipped]
+    return {"html": "".join(parts), "md": "\n".join(md) + "\n"}
 
 
 # ----------------------------------------------------------------------------- io

@@ -63,6 +63,7 @@ class StylizerModule(pl.LightningModule):
         lr_disc: discriminator Adam learning rate.
         adv_loss: ``hinge`` or ``lsgan``.
         weight_l1, weight_multiscale, weight_edge, weight_adv: loss weights.
+        weight_temporal: weight of the temporal consistency term (train/temporal.py); 0 = off.
         disc_checkpoint: local checkpoint for the discriminator backbone (None = the
             generator's encoder after the paired stage).
         seed: seeds the discriminator head built at the stage switch.
@@ -75,7 +76,7 @@ class StylizerModule(pl.LightningModule):
                  lr_disc: float = 2e-4, adv_loss: str = "hinge", weight_l1: float = 1.0,
                  weight_multiscale: float = 0.5, weight_edge: float = 0.5, weight_adv: float = 0.05,
                  disc_checkpoint: str | None = None, seed: int = 0, reference_checkpoint: str | None = None,
-                 weight_distill: float = 0.0) -> None:
+                 weight_distill: float = 0.0, weight_temporal: float = 0.0) -> None:
         super().__init__()
         from mobile_pipeline.nets.generator import build_generator
 
@@ -181,18 +182,28 @@ class StylizerModule(pl.LightningModule):
         if adversarial and not self.disc_ready:
             self._sync_discriminator_backbone()
 
+        photos, targets, views = batch["photos"], batch["targets"], None
+        if self.hparams.weight_temporal > 0:  # video steadiness: shifted, re-noised views must agree
+            from mobile_pipeline.train.temporal import add_temporal_views
+
+            photos, targets, views = add_temporal_views(photos, targets, factor=self.generator.spec.downsample_factor,
+                                                        step=step, seed=self.hparams.seed)
         reference = self.reference()
         unpaired = batch.get("unpaired") if reference is not None else None
         if unpaired is None:
-            terms, pyramid = self._common_step(batch["photos"], batch["targets"], "train")
-            inputs, pyramid_all = batch["photos"], pyramid
-        else:  # one pass over paired patches and target-less crops (fewer, larger ops on CPU)
-            inputs = torch.cat([batch["photos"], unpaired])
+            terms, pyramid = self._common_step(photos, targets, "train")
+            inputs, pyramid_all = photos, pyramid
+        else:  # one pass over paired patches (and their views) and target-less crops (fewer, larger ops on CPU)
+            inputs = torch.cat([photos, unpaired])
             pyramid_all = self.generator.forward_pyramid(inputs)
-            pyramid = [level[: batch["photos"].shape[0]] for level in pyramid_all]
-            terms = paired_loss(pyramid, batch["targets"], self.weights)
-            self._log_terms(terms, "train", batch["photos"].shape[0])
+            pyramid = [level[: photos.shape[0]] for level in pyramid_all]
+            terms = paired_loss(pyramid, targets, self.weights)
+            self._log_terms(terms, "train", photos.shape[0])
         loss = terms["loss"]
+        if views is not None:
+            temporal = views.consistency(pyramid[-1])
+            loss = loss + self.hparams.weight_temporal * temporal
+            self.log("train/temporal", temporal.detach(), batch_size=photos.shape[0])
         if reference is not None:
             with torch.no_grad():
                 reference_out = reference(inputs)

@@ -219,7 +219,7 @@ def train_stylizer(
         weight_multiscale=t.weight_multiscale, weight_edge=t.weight_edge, weight_adv=t.weight_adv,
         disc_checkpoint=str(t.disc_checkpoint) if t.disc_checkpoint else None, seed=t.seed,
         reference_checkpoint=str(reference_checkpoint) if distilling else None,
-        weight_distill=t.weight_distill if distilling else 0.0)
+        weight_distill=t.weight_distill if distilling else 0.0, weight_temporal=t.weight_temporal)
     if init_state_dict is not None:
         module.generator.load_state_dict(init_state_dict)
     datamodule = StylizerDataModule(dataset_dir, patch_size=patch, batch_size=batch, total_steps=n_paired + n_adv,
