@@ -7,7 +7,6 @@ second run must be all cache hits.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

@@ -201,8 +201,8 @@ def test_cli_train_and_errors(dataset, tmp_path, capsys) -> None:
     from mobile_pipeline.cli import main
 
     config = tmp_path / "cfg.yaml"
-    config.write_text(f"preset: tiny\ntrain:\n  patch_size: 16\n  num_threads: 1\n  val_every: 2\n"
-                      f"  checkpoint_every: 2\n")
+    config.write_text("preset: tiny\ntrain:\n  patch_size: 16\n  num_threads: 1\n  val_every: 2\n"
+                      "  checkpoint_every: 2\n")
     out = tmp_path / "run"
     code = main(["train", "--config", str(config), "--data", str(dataset), "--out", str(out), "--arch", ARCH,
                  "--steps", "4", "--adversarial-steps", "1", "--no-progress"])

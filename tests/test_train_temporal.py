@@ -102,3 +102,24 @@ def test_training_logs_the_term(tmp_path):
     rows = list(csv.DictReader((tmp_path / "run" / "logs" / "version_0" / "metrics.csv").open()))
     values = [float(r["train/temporal"]) for r in rows if r.get("train/temporal")]
     assert values and all(v > 0 for v in values)
+
+
+def test_term_and_distillation_train_together(tmp_path):
+    """Tier training (distilling, target-less crops in the batch) with the term on: both are logged."""
+    from mobile_pipeline.config import preset_config
+    from mobile_pipeline.data.dataset import build_dataset
+    from mobile_pipeline.train.runner import train_stylizer
+    from tests.test_train_run import make_photos
+
+    cfg = preset_config("tiny", data={"source": str(make_photos(tmp_path / "photos")), "max_side": 64, "min_side": 16},
+                        train={"arch": ARCH, "patch_size": 16, "batch_size": 4, "checkpoint_every": 3,
+                               "val_every": 3, "num_threads": 1, "weight_temporal": 0.5, "distill_batch_size": 2})
+    build_dataset(cfg.data, tmp_path / "data", progress=False)
+    reference = train_stylizer(cfg, tmp_path / "data", tmp_path / "ref", paired_steps=1, adversarial_steps=0,
+                               progress=False).checkpoint
+    train_stylizer(cfg, tmp_path / "data", tmp_path / "run", paired_steps=2, adversarial_steps=1, progress=False,
+                   reference_checkpoint=reference)
+    rows = list(csv.DictReader((tmp_path / "run" / "logs" / "version_0" / "metrics.csv").open()))
+    for term in ("train/temporal", "train/distill"):
+        values = [float(r[term]) for r in rows if r.get(term)]
+        assert values and all(v > 0 for v in values), term

@@ -2,7 +2,7 @@
 
 Examples:
   mobile-pipeline stylize photo.jpg --model export/<id>/npu/npu_int8-full.tflite
-  mobile-pipeline stylize photos/ --model models/npu.pt --out cartoons/
+  mobile-pipeline stylize photos/ --model export/<id>/models/npu.pt --out cartoons/
   mobile-pipeline stylize clip.mp4 --model export/<id>/cpu/cpu_fp32.onnx
   mobile-pipeline stylize big.jpg --model gen.pt --working-size 512
   mobile-pipeline stylize big.jpg --model export/<id>/cpu/cpu_fp32.onnx --full-res --overlap 64

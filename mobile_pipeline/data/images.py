@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # Pillow is imported lazily at run time
+    from PIL import Image
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp")
 
@@ -48,7 +52,7 @@ def list_folder(folder: Path) -> tuple[list[Path], list[Path]]:
     return images, others
 
 
-def to_rgb_uint8(image: "PIL.Image.Image") -> np.ndarray:  # noqa: F821 - Pillow is imported lazily
+def to_rgb_uint8(image: "Image.Image") -> np.ndarray:
     """Any Pillow image (RGB, RGBA, L, LA, 1, P, I;16, I, CMYK, ...) as uint8 RGB.
 
     Transparency is composited over white, the usual look of a transparent picture in a

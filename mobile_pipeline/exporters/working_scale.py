@@ -152,8 +152,8 @@ def default_working_size(model: str | Path, input_hw: tuple[int, int] | None = N
         resolution = _tier_resolution(tier)
         if resolution:
             return WorkingSize(resolution, f"tier {tier}'s resolution (device_tiers/tiers.yaml)")
-    return WorkingSize(DEFAULT_WORKING_SIZE, f"default for a checkpoint of unknown tier (the demo preset's "
-                                             f"data.max_side); set --working-size to change it")
+    return WorkingSize(DEFAULT_WORKING_SIZE, "default for a checkpoint of unknown tier (the demo preset's "
+                                             "data.max_side); set --working-size to change it")
 
 
 def _side_of(shape: list[int], layout: str) -> int:

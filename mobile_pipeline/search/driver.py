@@ -28,7 +28,7 @@ import torch
 
 from mobile_pipeline.nets.spec import ArchSpec
 from mobile_pipeline.search.budget import CandidateMetrics, budget_violations, forbidden_found, violation_ratio
-from mobile_pipeline.search.space import SPACES
+from mobile_pipeline.search.space import SPACES, SpaceChoices
 from mobile_pipeline.utils.atomic import atomic_output, atomic_write_json
 
 _log = logging.getLogger(__name__)
