@@ -24,7 +24,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mobile_pipeline.config import DEFAULT_FORMAT_PREFERENCE
-from mobile_pipeline.utils.validation import field_messages
+from mobile_pipeline.utils.validation import field_messages, valid_regex
 
 # 1.1: families (tier rules); htp_arch on SoC rules and precompiled models, compiled_from.
 # 1.2: ExecuTorch (.pte) models, one entry per platform, and a configurable format preference.
@@ -151,11 +151,7 @@ class GpuRule(_Strict):
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as err:
-            raise ValueError(f"pattern {value!r} is not a valid regex: {err}") from None
-        return value
+        return valid_regex(value)
 
 
 class TierBounds(_Strict):
@@ -196,11 +192,7 @@ class FamilyRule(_Strict):
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as err:
-            raise ValueError(f"pattern {value!r} is not a valid regex: {err}") from None
-        return value
+        return valid_regex(value)
 
     @model_validator(mode="after")
     def _one_answer(self) -> "FamilyRule":

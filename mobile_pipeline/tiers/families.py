@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from mobile_pipeline.tiers.catalog import Vendor, model_candidates
 from mobile_pipeline.utils.data_files import load_cached
 from mobile_pipeline.utils.paths import device_tiers_dir
-from mobile_pipeline.utils.validation import field_messages
+from mobile_pipeline.utils.validation import field_messages, valid_regex
 
 FamilyKind = Literal["soc", "ios", "gpu"]
 Tier = Literal["cpu", "gpu", "dsp", "npu"]
@@ -57,11 +57,7 @@ class FamilyRule(BaseModel):
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as err:
-            raise ValueError(f"pattern is not a valid regex: {err}") from None
-        return value
+        return valid_regex(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> "FamilyRule":

@@ -25,3 +25,19 @@ def field_messages(err: ValidationError, *, root: str = "<root>", prefix: str = 
             message = missing
         lines.append(f"{field}: {message}")
     return lines
+
+
+def valid_regex(value: str) -> str:
+    """``value`` if it compiles as a regular expression; else a ValueError that quotes it.
+
+    For pydantic ``field_validator``s of pattern fields (catalog rules, family rules), so a
+    bad pattern in a data file is rejected with the field named when the file is loaded, not
+    at the first device that reaches it.
+    """
+    import re
+
+    try:
+        re.compile(value)
+    except re.error as err:
+        raise ValueError(f"pattern {value!r} is not a valid regex: {err}") from None
+    return value
