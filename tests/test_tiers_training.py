@@ -179,3 +179,19 @@ def test_sigkilled_tier_training_resumes_from_its_checkpoint(setup, tmp_path) ->
     run_metrics = json.loads((out / RUNS_DIR / arch_id(OTHER) / "metrics.json").read_text())
     assert run_metrics["resumed"] is True and run_metrics["paired_steps"] == 400
     assert load_generator(models["dsp"].checkpoint).spec == OTHER
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).resolve().parents[1].glob("models/*/*.json")),
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_committed_model_files_build_and_fit_their_tier(path: Path) -> None:
+    """models/<preset>/<tier>.json (committed data) is trainable as is and within its tier's MAC budget."""
+    from mobile_pipeline.nets.complexity import count_macs
+
+    document = json.loads(path.read_text(encoding="utf-8"))
+    spec = spec_from_arch_file(path)
+    assert spec.to_string() == document["arch"]
+    assert document["tier"] == path.stem and document["provenance"]["preset"] == path.parent.name
+    side = int(document["resolution"])
+    macs = count_macs(spec, (side, side))
+    assert macs == document["macs"] and macs <= document["budgets"]["macs"]
+    assert build_generator(spec)(torch.rand(1, 3, 32, 32)).shape == (1, 3, 32, 32)
