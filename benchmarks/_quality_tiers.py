@@ -38,16 +38,16 @@ def _heldout_pairs(release_dir: Path, preset: str, data: Path | None, work: Path
 
     if data is not None:
         dataset = load_dataset(data)
-        return dataset.pairs("val") or dataset.pairs("train"), str(data)
+        return dataset.heldout_pairs(), str(data)
     stages = json.loads((release_dir / "stages.json").read_text(encoding="utf-8"))["stages"]
     cached = Path(".mp_cache") / "data" / stages["data"]["key"] / "dataset"
     if (cached / "manifest.json").is_file():
         dataset = load_dataset(cached)
-        return dataset.pairs("val") or dataset.pairs("train"), str(cached)
+        return dataset.heldout_pairs(), str(cached)
     cfg = preset_config(preset)
     build_dataset(cfg.data, work / "data", progress=False)
     dataset = load_dataset(work / "data")
-    return dataset.pairs("val") or dataset.pairs("train"), f"rebuilt with preset {preset}"
+    return dataset.heldout_pairs(), f"rebuilt with preset {preset}"
 
 
 def bench_release(release_dir: Path, preset: str, data: Path | None, work: Path) -> int:
@@ -104,7 +104,7 @@ def bench_tiers(preset: str, tier_steps: int, adversarial_steps: int, threads: i
         cache.run(stage, index, 4)
     seconds = {name: round(r.seconds) for name, r in cache.results.items()}
     dataset = load_dataset(cache.results["data"].out_dir / "dataset")
-    pairs = dataset.pairs("val") or dataset.pairs("train")
+    pairs = dataset.heldout_pairs()
     tiers_dir = cache.results["tiers"].out_dir
     summary = json.loads((cache.results["train"].out_dir / "_stage.json").read_text())["summary"]
     reference = evaluate_generator(load_generator(cache.results["train"].out_dir / summary["checkpoint"]), pairs)

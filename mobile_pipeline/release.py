@@ -289,8 +289,7 @@ def _heldout_pairs(dataset_dir: Path) -> list:
     """Whole held-out (photo, teacher target) pairs: what shipped quality is measured on."""
     from mobile_pipeline.data.dataset import load_dataset
 
-    dataset = load_dataset(dataset_dir)
-    return dataset.pairs("val") or dataset.pairs("train")
+    return load_dataset(dataset_dir).heldout_pairs()
 
 
 def _measure_quality(tier_dir: Path, reports: list, pairs: list) -> None:

@@ -28,7 +28,8 @@ def write_report(out_dir: Path, *, release_id: str, inputs: dict[str, Path], cfg
     from mobile_pipeline.exporters.report import REPORT_SUFFIX, load_report
 
     dataset = load_dataset(inputs["data"] / "dataset")
-    samples = dataset.pairs("val")[:SAMPLE_PHOTOS] or dataset.pairs("train")[:SAMPLE_PHOTOS]
+    heldout = dataset.heldout_pairs()
+    samples = heldout[:SAMPLE_PHOTOS]
     train_summary = _stage_summary(inputs["train"])
     bench = _load_json(_find(inputs["bench"], "bench.json"))
     figures: dict[str, str] = {}
@@ -57,11 +58,10 @@ def write_report(out_dir: Path, *, release_id: str, inputs: dict[str, Path], cfg
 
     from mobile_pipeline.quality.release_view import quality_rows, tier_grid
 
-    heldout = dataset.pairs("val") or dataset.pairs("train")
     reference = inputs["train"] / train_summary["checkpoint"] if "checkpoint" in train_summary else None
     names = list(cfg.search.tiers)
     look = {"rows": quality_rows(heldout, inputs["tiers"], reference, names, {t["tier"]: t["reports"] for t in tiers}),
-            "grid": tier_grid(out_dir / "samples_tiers.png", heldout, inputs["tiers"], reference, names)}
+            "grid": tier_grid(out_dir / "samples_tiers.png", samples, inputs["tiers"], reference, names)}
     context = {"release_id": release_id, "train": train_summary, "tiers": tiers, "figures": figures,
                "manifest_models": len(manifest.get("models", [])), "preset": cfg.preset, "look": look,
                "heldout_images": len(heldout), "verification": _verification_policy(cfg.manifest.require_verified),

@@ -96,6 +96,8 @@ def test_build_report_manifest_and_untouched_source(tmp_path: Path, photo_dir: P
     assert len(data.ids("train")) == 3 and len(data.ids("val")) == 2
     for photo, target in data.pairs("train") + data.pairs("val"):
         assert photo.dtype == np.uint8 and photo.ndim == 3 and photo.shape == target.shape
+    # Quality is measured on the held-out split (the val pairs, in manifest order).
+    assert [p.tobytes() for p, _ in data.heldout_pairs()] == [p.tobytes() for p, _ in data.pairs("val")]
     gray = data.pair("e_gray16")[0]
     assert (gray[..., 0] == gray[..., 1]).all()
     assert data.style_images() == []

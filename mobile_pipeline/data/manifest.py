@@ -143,6 +143,10 @@ class Dataset:
         """All ``(photo, target)`` pairs of a split."""
         return [self.pair(image_id) for image_id in self.ids(split)]
 
+    def heldout_pairs(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The pairs quality is measured on: the val split, or the train split when nothing is held out."""
+        return self.pairs("val") or self.pairs("train")
+
     def style_images(self) -> list[np.ndarray]:
         """The unpaired style images (empty when no ``data.style_dir`` was given)."""
         return [read_png_fast(self.root / entry.image.file) for entry in self.manifest.style]

@@ -88,11 +88,6 @@ def evaluate_generator(generator: Any, pairs: Sequence[Pair]) -> HeldOutQuality:
     return score_outputs(pairs, generator_outputs(generator, [photo for photo, _ in pairs]))
 
 
-def evaluate_generator_look(generator: Any, pairs: Sequence[Pair]) -> LookScores:
-    """Only the look measures of :func:`evaluate_generator`."""
-    return evaluate_generator(generator, pairs).look
-
-
 def evaluate_artifact(path: str | Path, pairs: Sequence[Pair]) -> HeldOutQuality | None:
     """Held-out quality of an exported artifact; None when it cannot run on this machine."""
     from mobile_pipeline.exporters.runtimes import load_runner

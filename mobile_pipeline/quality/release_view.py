@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from mobile_pipeline.nets.spec import ArchSpec
 from mobile_pipeline.quality.heldout import HeldOutQuality, evaluate_generator, generator_outputs, score_outputs
 
 COLUMNS = ["model", "architecture", "GMACs@256", "PSNR dB", "SSIM", "ink recall", "ink precision", "texture kept"]
@@ -46,7 +47,7 @@ def quality_rows(pairs: list, tiers_dir: Path, reference: Path | None, tiers: li
     for tier in tiers:
         document = json.loads((tiers_dir / f"{tier}.json").read_text(encoding="utf-8"))
         spec_text = document.get("arch", "–")
-        gmacs = count_macs(load_generator(tiers_dir / f"{tier}.pt").spec, (256, 256)) / 1e9
+        gmacs = count_macs(ArchSpec.from_dict(document["spec"]), (256, 256)) / 1e9
         rows.append(_row(f"{tier} checkpoint", spec_text, gmacs, document.get("training", {}).get("heldout")))
         for report in artifact_reports.get(tier, []):
             if report.passed and report.quality:
@@ -55,9 +56,8 @@ def quality_rows(pairs: list, tiers_dir: Path, reference: Path | None, tiers: li
     return rows
 
 
-def tier_grid(path: Path, pairs: list, tiers_dir: Path, reference: Path | None, tiers: list[str],
-              max_photos: int = 3) -> str | None:
-    """PNG: rows = held-out photos; columns = photo, teacher, reference, each tier's model."""
+def tier_grid(path: Path, pairs: list, tiers_dir: Path, reference: Path | None, tiers: list[str]) -> str | None:
+    """PNG: rows = the given held-out pairs; columns = photo, teacher, reference, each tier's model."""
     from mobile_pipeline.report import _save_labeled_grid
     from mobile_pipeline.train.checkpoint import load_generator
 
@@ -67,10 +67,9 @@ def tier_grid(path: Path, pairs: list, tiers_dir: Path, reference: Path | None, 
     if reference is not None and Path(reference).is_file():
         models.append(("reference", load_generator(reference)))
     models += [(tier, load_generator(tiers_dir / f"{tier}.pt")) for tier in tiers]
-    chosen = pairs[:max_photos]
-    outputs = {label: generator_outputs(model, [p for p, _ in chosen]) for label, model in models}
+    outputs = {label: generator_outputs(model, [p for p, _ in pairs]) for label, model in models}
     rows = []
-    for index, (photo, target) in enumerate(chosen):
+    for index, (photo, target) in enumerate(pairs):
         images = [photo, target] + [(np.clip(outputs[label][index], 0, 1) * 255).round().astype(np.uint8)
                                     for label, _ in models]
         rows.append((images, ["photo", "teacher"] + [label for label, _ in models]))

@@ -111,10 +111,13 @@ def train_tiers(cfg: Any, dataset_dir: Path, search_dir: Path, out_dir: Path, *,
         resume: continue interrupted runs from their last checkpoint.
         progress: per-architecture lines and Lightning's progress bar.
     """
-    from mobile_pipeline.train.checkpoint import read_generator_state, save_generator
+    from mobile_pipeline.data.dataset import load_dataset
+    from mobile_pipeline.quality.heldout import evaluate_generator
+    from mobile_pipeline.train.checkpoint import load_generator, read_generator_state, save_generator
     from mobile_pipeline.train.runner import GENERATOR_FILE, METRICS_FILE, train_stylizer
 
     out_dir, search_dir = Path(out_dir), Path(search_dir)
+    heldout = load_dataset(dataset_dir).heldout_pairs()  # the look measures' images, read once
     tiers = list(tiers or cfg.search.tiers)
     groups = group_by_architecture(search_dir, tiers)
     distill_from = reference if (reference is not None and cfg.tier_train.distill) else None
@@ -140,10 +143,8 @@ def train_tiers(cfg: Any, dataset_dir: Path, search_dir: Path, out_dir: Path, *,
                                     progress=progress, train_cfg=tier_train_config(cfg, spec),
                                     reference_checkpoint=distill_from)
             metrics = result.metrics
-        from mobile_pipeline.train.checkpoint import load_generator
-
         generator = load_generator(run_dir / GENERATOR_FILE)
-        look = _heldout_look(generator, dataset_dir)
+        look = evaluate_generator(generator, heldout).look.to_dict()
         for tier in group:
             provenance = {"source": TIER_TRAINING_SOURCE, "tier": tier, "arch": text, "run": f"{RUNS_DIR}/{run_dir.name}",
                           "init": cfg.tier_train.init, "distilled_from": str(distill_from) if distill_from else None}
@@ -163,13 +164,3 @@ def train_tiers(cfg: Any, dataset_dir: Path, search_dir: Path, out_dir: Path, *,
         _say(f"[{index}/{len(groups)}] {', '.join(group)}: held-out {metrics.get('psnr_db', float('nan')):.2f} dB, "
              f"ink recall {look['ink_recall']:.2f}, texture kept {look['texture_kept']:.2f}", progress)
     return results
-
-
-def _heldout_look(generator: Any, dataset_dir: Path) -> dict[str, float]:
-    """Look measures (ink lines, flatness) of a generator on the whole held-out images."""
-    from mobile_pipeline.data.dataset import load_dataset
-    from mobile_pipeline.quality.heldout import evaluate_generator_look
-
-    dataset = load_dataset(dataset_dir)
-    pairs = dataset.pairs("val") or dataset.pairs("train")
-    return evaluate_generator_look(generator, pairs).to_dict()
