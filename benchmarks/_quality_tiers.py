@@ -17,18 +17,12 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+
+from mobile_pipeline.utils.text_table import text_table
 
 BUDGET_ORDER = ("cpu", "dsp", "gpu", "npu")
 WITHIN_REFERENCE_DB = 0.3
 NPU_OVER_CPU_DB = 0.5
-
-
-def _table(headers: list[str], rows: list[list[Any]]) -> str:
-    cells = [[str(c) for c in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
-    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths))  # noqa: E731
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in cells)])
 
 
 def _heldout_pairs(release_dir: Path, preset: str, data: Path | None, work: Path) -> tuple[list, str]:
@@ -66,7 +60,7 @@ def bench_release(release_dir: Path, preset: str, data: Path | None, work: Path)
     rows = quality_rows(pairs, models, reference if reference.is_file() else None, tiers, reports)
     print(f"\n== shipped quality of {release_dir.name}: {len(pairs)} whole held-out images ({source}); "
           f"{time.perf_counter() - started:.0f} s")
-    print(_table(COLUMNS, rows))
+    print(text_table(COLUMNS, rows))
     return _check_against_reference(rows, tiers)
 
 
@@ -123,8 +117,8 @@ def bench_tiers(preset: str, tier_steps: int, adversarial_steps: int, threads: i
           f"{threads} threads, {len(pairs)} whole held-out images); wall {wall / 60:.1f} min, stages {seconds}")
     print(f"identity {identity.psnr_db:.2f} dB; reference ({summary.get('arch')}) {reference.psnr_db:.2f} dB, "
           f"ink recall {reference.look.ink_recall:.2f}, texture kept {reference.look.texture_kept:.2f}")
-    print(_table(["tier", "architecture", "GMACs@256", "PSNR dB", "SSIM", "ink recall", "ink precision",
-                  "texture kept"], rows))
+    print(text_table(["tier", "architecture", "GMACs@256", "PSNR dB", "SSIM", "ink recall", "ink precision",
+                       "texture kept"], rows))
     if "npu" in psnr and "cpu" in psnr:
         gap = psnr["npu"] - psnr["cpu"]
         print(f"\ntarget: npu beats cpu by >= {NPU_OVER_CPU_DB} dB: {'met' if gap >= NPU_OVER_CPU_DB else 'MISSED'} "

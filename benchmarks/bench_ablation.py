@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from mobile_pipeline.utils.text_table import text_table
+
 #: (label, block kind, fusion kind) of each variant; the first is the design's choice.
 VARIANTS: tuple[tuple[str, str, str], ...] = (
     ("FS+STA", "fs", "sta"),
@@ -29,13 +31,6 @@ VARIANTS: tuple[tuple[str, str, str], ...] = (
     ("FS+add", "fs", "add"),
     ("ResNet+STA", "resnet", "sta"),
 )
-
-
-def _table(headers: list[str], rows: list[list[object]]) -> str:
-    cells = [[str(c) for c in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
-    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths))  # noqa: E731
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in cells)])
 
 
 def equal_mac_variants(reference: str, input_hw: tuple[int, int] = (256, 256), tolerance: float = 0.05):
@@ -79,9 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     variants, target = equal_mac_variants(args.reference)
     print(f"== ablation at equal MACs: reference {args.reference} = {target / 1e6:.1f} MMACs at 256x256; "
           f"{args.steps} paired steps, batch {args.batch} x {args.patch}px, seeds {args.seeds}, {args.threads} thread(s)")
-    print(_table(["variant", "spec", "MMACs", "vs ref", "params"],
-                 [[label, spec.to_string(), f"{macs / 1e6:.1f}", f"{(macs - target) / target:+.1%}", f"{params:,}"]
-                  for label, spec, macs, params in variants]))
+    print(text_table(["variant", "spec", "MMACs", "vs ref", "params"],
+                      [[label, spec.to_string(), f"{macs / 1e6:.1f}", f"{(macs - target) / target:+.1%}", f"{params:,}"]
+                       for label, spec, macs, params in variants]))
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench_ablation_") as tmp:
         data_dir = args.data
@@ -110,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"{max(psnrs) - min(psnrs):.2f}", f"{statistics.mean(r[1] for r in runs):.3f}",
                      f"{statistics.mean(r[2] for r in runs):.0f}"])
     print(f"\nheld-out PSNR vs the teacher (total {time.perf_counter() - started:.0f} s):")
-    print(_table(["variant", "PSNR per seed (dB)", "mean", "std", "range", "SSIM mean", "s/run"], rows))
+    print(text_table(["variant", "PSNR per seed (dB)", "mean", "std", "range", "SSIM mean", "s/run"], rows))
     ranking = sorted(means, key=means.get, reverse=True)
     best, claim = ranking[0], VARIANTS[0][0]
     runner_up = ranking[1] if ranking[0] == claim else claim

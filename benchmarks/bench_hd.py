@@ -37,16 +37,11 @@ from pathlib import Path
 
 import numpy as np
 
+from mobile_pipeline.utils.text_table import text_table
+
 INK_LEVELS = 25.0
 FLAT_LEVELS = 6.0
 EDGE_QUANTILE = 0.9
-
-
-def _table(headers: list[str], rows: list[list[object]]) -> str:
-    cells = [[str(c) for c in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
-    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths))  # noqa: E731
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in cells)])
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
@@ -156,8 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append([f"teacher at preview {args.preview} (full res)", "-", "-", f"{tp_ink:.2f}", f"{tp_flat:.1f}", "-", "-"])
         print(f"\n== {model} — working size {side} px (longer side; from {source}); {len(photos)} photos, "
               f"metrics at the working scale")
-        print(_table(["method", "input", "PSNR vs teacher dB", "ink %", "flat %", "detail", "s/image"], rows))
-    print("\nink/flat: local definitions (see the docstring) until quality/look.py lands; s/image is wall-clock "
+        print(text_table(["method", "input", "PSNR vs teacher dB", "ink %", "flat %", "detail", "s/image"], rows))
+    print("\nink/flat: this script's local definitions (see the docstring), simpler than quality/look.py's; s/image is wall-clock "
           "on this machine (inflated when it is shared)")
     return 0
 

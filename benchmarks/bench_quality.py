@@ -39,16 +39,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from mobile_pipeline.utils.text_table import text_table
+
 TARGET_DB = 20.0
 BUDGET_S = 300.0
 KEYFRAME_IMAGES = ("astronaut", "chelsea", "coffee")
-
-
-def _table(headers: list[str], rows: list[list[object]]) -> str:
-    cells = [[str(c) for c in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
-    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths))  # noqa: E731
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in cells)])
 
 
 def _train(cfg, data_dir: Path, out_dir: Path, progress: bool) -> tuple[object, float]:
@@ -78,15 +73,15 @@ def bench_preset(args: argparse.Namespace, work: Path) -> None:
     ok = m["psnr_db"] >= TARGET_DB and wall <= BUDGET_S
     print(f"\n== quality: preset {args.preset} ({cfg.train.arch} = {m['arch']}), torch threads {args.threads}")
     print(f"dataset: {manifest.counts()} (built/reused in {data_s:.1f} s); held-out = {m['val_images']} whole images")
-    print(_table(
+    print(text_table(
         ["preset", "steps (paired+adv)", "batch x patch", "train wall s", "PSNR dB", "SSIM", "target", "met"],
         [[args.preset, f"{m['paired_steps']}+{m['adversarial_steps']}", f"{m['batch_size']}x{m['patch_size']}",
           f"{wall:.0f}", f"{m['psnr_db']:.2f}", f"{m['ssim']:.3f}", f">= {TARGET_DB:.0f} dB in {BUDGET_S:.0f} s",
           "yes" if ok else "NO"]]))
     if m["history"]:
         print("\nconvergence (validation on the held-out images):")
-        print(_table(["step", "seconds", "PSNR dB", "SSIM"],
-                     [[h["step"], f"{h['seconds']:.0f}", f"{h['psnr_db']:.2f}", f"{h['ssim']:.3f}"] for h in m["history"]]))
+        print(text_table(["step", "seconds", "PSNR dB", "SSIM"],
+                          [[h["step"], f"{h['seconds']:.0f}", f"{h['psnr_db']:.2f}", f"{h['ssim']:.3f}"] for h in m["history"]]))
     identity = _identity_psnr(data_dir)
     print(f"\nreference: the untrained identity (output = input photo) scores {identity:.2f} dB on the same images")
     if args.flicker:
@@ -148,12 +143,12 @@ def bench_few_shot(args: argparse.Namespace, work: Path) -> None:
         curves[count] = m["history"]
     print(f"\n== few-shot ({args.few_shot_arch}, keyframes = {', '.join(KEYFRAME_IMAGES)}[:n], "
           f"held-out strip of each frame, max side {args.few_shot_side}px)")
-    print(_table(["keyframes", "batch x patch", "steps", "wall s", "identity dB", "PSNR dB", "SSIM",
-                  "within 0.5 dB of final at"], rows))
+    print(text_table(["keyframes", "batch x patch", "steps", "wall s", "identity dB", "PSNR dB", "SSIM",
+                       "within 0.5 dB of final at"], rows))
     for count, history in curves.items():
         print(f"\ncurve, {count} keyframe(s):")
-        print(_table(["step", "seconds", "PSNR dB"],
-                     [[h["step"], f"{h['seconds']:.0f}", f"{h['psnr_db']:.2f}"] for h in history]))
+        print(text_table(["step", "seconds", "PSNR dB"],
+                          [[h["step"], f"{h['seconds']:.0f}", f"{h['psnr_db']:.2f}"] for h in history]))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,12 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-
-def _table(headers: list[str], rows: list[list[object]]) -> str:
-    cells = [[str(c) for c in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
-    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths))  # noqa: E731
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in cells)])
+from mobile_pipeline.utils.text_table import text_table
 
 
 def _antialias_encoders() -> None:
@@ -126,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n== temporal consistency term: preset {args.preset}, seed {args.seed}, torch threads {args.threads}"
           f"{', anti-aliased encoder (prototype)' if args.antialias else ''} "
           f"(wall-clock: a shared machine's load inflates it; compare within the table)")
-    print(_table(["arch", "weight_temporal", "steps", "train s", "s/step", "PSNR dB", "SSIM", "flicker",
-                  "flips %", "x input", "x teacher"], rows))
+    print(text_table(["arch", "weight_temporal", "steps", "train s", "s/step", "PSNR dB", "SSIM", "flicker",
+                       "flips %", "x input", "x teacher"], rows))
     if refs is not None:
         print(f"\nreferences at {args.size}x{args.size}: input {refs.input.mad:.2f} (noise-free {refs.input_clean.mad:.2f}), "
               f"teacher {refs.teacher.mad:.2f} ({refs.teacher.flips_pct:.2f}% flips)")

@@ -26,12 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def _table(headers: list[str], rows: list[list[object]]) -> str:
-    cells = [[str(c) for c in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
-    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths))  # noqa: E731
-    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in cells)])
+from mobile_pipeline.utils.text_table import text_table
 
 
 def _spec_name(arch: str) -> str:
@@ -124,8 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n== few-shot video: {args.frames} frames {args.width}x{args.height} at {args.fps:g} fps, pan over "
           f"{args.photo} ({spec.velocity[0]:g},{spec.velocity[1]:g} px/frame, noise sigma {spec.noise_sigma:g}), "
           f"keyframes painted by the cartoon teacher, torch threads {args.threads}")
-    print(_table(["keyframes", "frames", "arch", "steps", "train s", "held-out PSNR dB", "stylize speed",
-                  "command s", "frames/fps/size kept", "flicker", "input", "teacher"], rows))
+    print(text_table(["keyframes", "frames", "arch", "steps", "train s", "held-out PSNR dB", "stylize speed",
+                       "command s", "frames/fps/size kept", "flicker", "input", "teacher"], rows))
     print("\nflicker on the decoded clips, grey levels (flicker-v1); seconds are wall-clock (a shared machine inflates them)")
     return 0
 

@@ -381,9 +381,9 @@ def format_table(rows: Sequence[FlickerRow], markdown: bool = False) -> str:
     if markdown:
         lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
         return "\n".join(lines + ["| " + " | ".join(c) + " |" for c in cells])
-    widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(COLUMNS)]
-    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths))  # noqa: E731
-    return "\n".join([line(COLUMNS), line(["-" * w for w in widths]), *(line(c) for c in cells)])
+    from mobile_pipeline.utils.text_table import text_table
+
+    return text_table(COLUMNS, cells)
 
 
 def describe(spec: ClipSpec = DEFAULT_CLIP, photos: int | None = None) -> str:
