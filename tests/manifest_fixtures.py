@@ -128,3 +128,13 @@ def fixture_rules() -> tuple[TierRules, dict[str, tuple[str, ...]]]:
     )
     chains = {"android": ("npu", "gpu", "dsp", "cpu"), "ios": ("npu", "gpu", "cpu"), "other": ("cpu",)}
     return rules, chains
+
+
+def build_fixture_manifest(root: Path, release_id: str):
+    """The full fixture release under the fixture rules, built into ``root/manifest.json``; the Manifest."""
+    from mobile_pipeline.config import ManifestConfig
+    from mobile_pipeline.manifest.builder import build_manifest
+
+    rules, chains = fixture_rules()
+    return build_manifest(make_release(root / "art"), root / "manifest.json", release_id=release_id,
+                          cfg=ManifestConfig(), rules=rules, fallback_chains=chains)

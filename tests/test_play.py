@@ -6,7 +6,7 @@ import copy
 import json
 
 import pytest
-from manifest_fixtures import GIB, fixture_rules, make_release
+from manifest_fixtures import GIB, build_fixture_manifest, make_release
 
 from mobile_pipeline.config import ManifestConfig
 from mobile_pipeline.manifest.builder import build_manifest
@@ -26,9 +26,7 @@ from mobile_pipeline.serve.dispatch import Dispatcher
 @pytest.fixture(scope="module")
 def manifest(tmp_path_factory):
     root = tmp_path_factory.mktemp("play")
-    rules, chains = fixture_rules()
-    return build_manifest(make_release(root / "art"), root / "manifest.json", release_id="rel-1",
-                          cfg=ManifestConfig(), rules=rules, fallback_chains=chains)
+    return build_fixture_manifest(root, "rel-1")
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 from fastapi.testclient import TestClient
-from manifest_fixtures import fixture_rules, make_release
+from manifest_fixtures import build_fixture_manifest, fixture_rules, make_release
 
 from mobile_pipeline.config import ManifestConfig
 from mobile_pipeline.manifest.builder import build_manifest
@@ -21,9 +21,7 @@ FLAGSHIP = {"platform": "android", "soc_manufacturer": "QTI", "soc_model": "SM86
 @pytest.fixture(scope="module")
 def manifest_path(tmp_path_factory):
     root = tmp_path_factory.mktemp("serve")
-    rules, chains = fixture_rules()
-    build_manifest(make_release(root / "art"), root / "manifest.json", release_id="rel-1", cfg=ManifestConfig(),
-                   rules=rules, fallback_chains=chains)
+    build_fixture_manifest(root, "rel-1")
     return root / "manifest.json"
 
 

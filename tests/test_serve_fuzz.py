@@ -12,10 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from manifest_fixtures import fixture_rules, make_release
+from manifest_fixtures import build_fixture_manifest
 
-from mobile_pipeline.config import ManifestConfig
-from mobile_pipeline.manifest.builder import build_manifest
 from mobile_pipeline.serve.app import create_app
 from mobile_pipeline.serve.settings import ServeSettings
 
@@ -28,9 +26,7 @@ FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 @pytest.fixture(scope="module")
 def manifest_path(tmp_path_factory):
     root = tmp_path_factory.mktemp("fuzz")
-    rules, chains = fixture_rules()
-    build_manifest(make_release(root / "art"), root / "manifest.json", release_id="fuzz", cfg=ManifestConfig(),
-                   rules=rules, fallback_chains=chains)
+    build_fixture_manifest(root, "fuzz")
     return root / "manifest.json"
 
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-from manifest_fixtures import fixture_rules, make_release
+from manifest_fixtures import build_fixture_manifest
 
-from mobile_pipeline.config import ManifestConfig
-from mobile_pipeline.manifest.builder import build_manifest
 from mobile_pipeline.serve.app import create_app
 from mobile_pipeline.serve.settings import ServeSettings
 
@@ -15,9 +13,7 @@ from mobile_pipeline.serve.settings import ServeSettings
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     root = tmp_path_factory.mktemp("http")
-    rules, chains = fixture_rules()
-    build_manifest(make_release(root / "art"), root / "manifest.json", release_id="http", cfg=ManifestConfig(),
-                   rules=rules, fallback_chains=chains)
+    build_fixture_manifest(root, "http")
     app = create_app(root / "manifest.json", ServeSettings(reload_interval_s=0, handle_sighup=False))
     with TestClient(app) as client:
         yield client

@@ -13,12 +13,10 @@ from __future__ import annotations
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
-from manifest_fixtures import fixture_rules, make_release
+from manifest_fixtures import build_fixture_manifest
 from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import Status, events
 
-from mobile_pipeline.config import ManifestConfig
-from mobile_pipeline.manifest.builder import build_manifest
 from mobile_pipeline.serve.app import create_app
 from mobile_pipeline.serve.settings import ServeSettings
 
@@ -33,9 +31,7 @@ OPERATIONS = ["GET /healthz", "GET /v1/manifest", "GET /v1/select", "POST /v1/se
 @pytest.fixture(scope="module")
 def served_app(tmp_path_factory):
     root = tmp_path_factory.mktemp("schemathesis")
-    rules, chains = fixture_rules()
-    build_manifest(make_release(root / "art"), root / "manifest.json", release_id="st", cfg=ManifestConfig(),
-                   rules=rules, fallback_chains=chains)
+    build_fixture_manifest(root, "st")
     app = create_app(root / "manifest.json", ServeSettings(reload_interval_s=0, handle_sighup=False))
     with TestClient(app):  # runs the lifespan: the manifest store stays on app.state for the ASGI calls
         yield app
