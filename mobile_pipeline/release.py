@@ -101,8 +101,7 @@ def _export_stage(cfg: ReleaseConfig) -> Stage:
         from mobile_pipeline.exporters.api import export_tier
         from mobile_pipeline.train.checkpoint import load_generator
 
-        calibration, validation = _calibration_and_validation(cfg, ctx.inputs["data"] / "dataset")
-        heldout = _heldout_pairs(ctx.inputs["data"] / "dataset")
+        calibration, validation, heldout = _export_images(cfg, ctx.inputs["data"] / "dataset")
         counts: dict[str, Any] = {}
         for tier in cfg.search.tiers:
             tier_dir = ctx.out_dir / tier
@@ -275,27 +274,23 @@ def _summary_of(manifest: Any) -> dict[str, Any]:
     return {}
 
 
-def _calibration_and_validation(cfg: ReleaseConfig, dataset_dir: Path):
-    """Calibration from training photos, validation from held-out photos (whole images)."""
+def _export_images(cfg: ReleaseConfig, dataset_dir: Path) -> tuple[list, list, list]:
+    """Calibration photos (training split), validation photos and the held-out (photo, target)
+    pairs shipped quality is measured on (whole images), from one read of the dataset."""
     from mobile_pipeline.data.dataset import load_dataset
 
     dataset = load_dataset(dataset_dir)
     train = [photo for photo, _ in dataset.pairs("train")]
-    val = [photo for photo, _ in dataset.pairs("val")]
-    return train[: cfg.export.calibration_images], (val or train)[: cfg.export.validation_images]
-
-
-def _heldout_pairs(dataset_dir: Path) -> list:
-    """Whole held-out (photo, teacher target) pairs: what shipped quality is measured on."""
-    from mobile_pipeline.data.dataset import load_dataset
-
-    return load_dataset(dataset_dir).heldout_pairs()
+    heldout = dataset.heldout_pairs()
+    validation = [photo for photo, _ in heldout][: cfg.export.validation_images]
+    return train[: cfg.export.calibration_images], validation, heldout
 
 
 def _measure_quality(tier_dir: Path, reports: list, pairs: list) -> None:
     """Held-out quality of every passed, runnable artifact, written into its report."""
     from mobile_pipeline.exporters.report import report_path_for
     from mobile_pipeline.quality.heldout import evaluate_artifact
+
     for report in reports:
         if not report.passed:
             continue
