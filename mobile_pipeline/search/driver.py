@@ -251,8 +251,7 @@ class _Searcher:
                 loss.backward()
                 optimizer.step()
         model.eval()
-        with torch.no_grad():
-            return model, heldout_psnr(model, self.val_pairs)
+        return model, heldout_psnr(model, self.val_pairs)
 
     def finetune_or_keep(self, spec: ArchSpec, inherited_psnr: float) -> tuple[torch.nn.Module, float, bool]:
         """Fine-tune; keep the inherited weights instead if a (too) short fine-tune made the
@@ -392,9 +391,8 @@ def run_search(cfg: Any, dataset_dir: Path, out_dir: Path, *, tiers: list[str] |
 
         teacher = load_generator(Path(teacher_checkpoint)).requires_grad_(False)
         searcher.reference, searcher.reference_sha = teacher, sha256_file(Path(teacher_checkpoint))
-        with torch.no_grad():
-            searcher.log({"event": "teacher_reference", "checkpoint": str(teacher_checkpoint),
-                          "psnr_db": heldout_psnr(teacher, searcher.val_pairs)})
+        searcher.log({"event": "teacher_reference", "checkpoint": str(teacher_checkpoint),
+                      "psnr_db": heldout_psnr(teacher, searcher.val_pairs)})
     say(f"[search] supernet: {cfg.search.supernet_steps} sandwich steps over {searcher.choices.size():,} architectures")
     searcher.train_supernet(Path(dataset_dir))
     results: dict[str, TierResult] = {}
