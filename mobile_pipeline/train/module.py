@@ -190,15 +190,13 @@ class StylizerModule(pl.LightningModule):
                                                         step=step, seed=self.hparams.seed)
         reference = self.reference()
         unpaired = batch.get("unpaired") if reference is not None else None
-        if unpaired is None:
-            terms, pyramid = self._common_step(photos, targets, "train")
-            inputs, pyramid_all = photos, pyramid
-        else:  # one pass over paired patches (and their views) and target-less crops (fewer, larger ops on CPU)
-            inputs = torch.cat([photos, unpaired])
-            pyramid_all = self.generator.forward_pyramid(inputs)
-            pyramid = [level[: photos.shape[0]] for level in pyramid_all]
-            terms = paired_loss(pyramid, targets, self.weights)
-            self._log_terms(terms, "train", photos.shape[0])
+        # One pass over the paired patches (and their views) and any target-less crops (fewer,
+        # larger ops on CPU); the paired losses see the paired part only.
+        inputs = photos if unpaired is None else torch.cat([photos, unpaired])
+        pyramid_all = self.generator.forward_pyramid(inputs)
+        pyramid = pyramid_all if unpaired is None else [level[: photos.shape[0]] for level in pyramid_all]
+        terms = paired_loss(pyramid, targets, self.weights)
+        self._log_terms(terms, "train", photos.shape[0])
         loss = terms["loss"]
         if views is not None:
             temporal = views.consistency(pyramid[-1])
