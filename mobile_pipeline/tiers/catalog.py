@@ -15,11 +15,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mobile_pipeline.config import TIER_NAMES
 from mobile_pipeline.tiers.table import KNOWN_VENDORS
+from mobile_pipeline.utils.data_files import load_cached
 from mobile_pipeline.utils.paths import device_tiers_dir
 from mobile_pipeline.utils.validation import field_messages
 
@@ -248,20 +248,8 @@ def load_catalog(path: Path | None = None) -> list[SocEntry]:
 def load_catalog_index(path: Path | None = None) -> Catalog:
     """The catalog with its lookup indexes (cached until the file changes)."""
     path = Path(path) if path is not None else default_catalog_path()
-    try:
-        stamp = path.resolve().stat().st_mtime_ns
-    except OSError as err:
-        raise CatalogError(f"{path}: SoC catalog not found ({err.strerror}); expected device_tiers/catalog.yaml") from None
-    return _load_cached(path.resolve(), stamp)
-
-
-@lru_cache(maxsize=8)
-def _load_cached(path: Path, _mtime_ns: int) -> Catalog:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise CatalogError(f"{path}: not valid YAML: {err}") from None
-    return build_catalog(raw, source=str(path))
+    return load_cached(path, build_catalog, CatalogError,
+                       missing="SoC catalog not found ({reason}); expected device_tiers/catalog.yaml")
 
 
 def build_catalog(raw: object, source: str = "catalog.yaml") -> Catalog:

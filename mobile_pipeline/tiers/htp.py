@@ -16,13 +16,12 @@ Two facts decide what the release does for Qualcomm phones, and both are data:
 from __future__ import annotations
 
 import datetime as _dt
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from mobile_pipeline.utils.data_files import load_cached
 from mobile_pipeline.utils.validation import field_messages
 
 #: ArchSpec fields the probe covers (the search space's categorical choices).
@@ -109,22 +108,15 @@ def default_htp_ops_path() -> Path:
 def load_htp_op_support(path: Path | None = None) -> HtpOpSupport:
     """Read and validate the probe file (cached until it changes)."""
     path = Path(path) if path is not None else default_htp_ops_path()
-    try:
-        stamp = path.resolve().stat().st_mtime_ns
-    except OSError as err:
-        raise HtpOpsError(f"{path}: HTP op support not found ({err.strerror}); run scripts/probe_htp_ops.py") from None
-    return _load_cached(path.resolve(), stamp)
+    return load_cached(path, _parse_htp_ops, HtpOpsError,
+                       missing="HTP op support not found ({reason}); run scripts/probe_htp_ops.py")
 
 
-@lru_cache(maxsize=4)
-def _load_cached(path: Path, _mtime_ns: int) -> HtpOpSupport:
+def _parse_htp_ops(raw: object, source: str) -> HtpOpSupport:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         return HtpOpSupport.model_validate(raw)
-    except yaml.YAMLError as err:
-        raise HtpOpsError(f"{path}: not valid YAML: {err}") from None
     except ValidationError as err:
-        raise HtpOpsError(f"{path}: " + "; ".join(field_messages(err))) from None
+        raise HtpOpsError(f"{source}: " + "; ".join(field_messages(err))) from None
 
 
 def htp_constraints(support: HtpOpSupport, archs: tuple[str, ...], precisions: tuple[str, ...],
