@@ -16,6 +16,8 @@ import json
 import sys
 from pathlib import Path
 
+from mobile_pipeline.utils.atomic import atomic_write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 DROP = ("checkpoint",)
 
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                            "init", "heldout")},
         }
         target = out / path.name
-        target.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        atomic_write_text(target, json.dumps(document, indent=2, sort_keys=True) + "\n")
         print(f"{target.relative_to(ROOT)}: {document['arch']}")
     return 0
 
